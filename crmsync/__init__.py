@@ -1,0 +1,1 @@
+"""crmsync: the integration service between home-services CRMs and the messaging hub."""

@@ -1,0 +1,80 @@
+"""Database access: the hub's PostgreSQL, real or embedded.
+
+With ``DATABASE_URL`` unset, :func:`database_url` starts an embedded PostgreSQL (the ``pgserver``
+wheel ships the server binaries) in ``<data_dir>/pg``; it listens on a Unix socket only and is
+stopped when the last process using it exits. Two URL flavours come out of one setting: SQLAlchemy
+needs ``postgresql+psycopg://`` and raw psycopg (used by the set-based merge and COPY) needs
+``postgresql://``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, create_engine
+from sqlmodel import Session
+
+from crmsync.settings import get_settings
+
+_embedded_lock = threading.Lock()
+_embedded: Any = None
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _start_embedded(data_dir: Path) -> str:
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None:
+            import pgserver  # imported lazily: starting it is only for the no-DATABASE_URL default
+
+            pgdata = (data_dir / "pg").resolve()
+            pgdata.mkdir(parents=True, exist_ok=True)
+            _embedded = pgserver.get_server(pgdata, cleanup_mode="stop")
+        return str(_embedded.get_uri())
+
+
+def database_url() -> str:
+    """libpq URL of the hub database (``postgresql://…``), starting the embedded server if needed."""
+    settings = get_settings()
+    url = settings.database_url or _start_embedded(settings.data_dir)
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def sqlalchemy_url() -> str:
+    return "postgresql+psycopg://" + database_url()[len("postgresql://") :]
+
+
+@lru_cache(maxsize=1)
+def engine() -> Engine:
+    return create_engine(sqlalchemy_url(), pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    with Session(engine(), expire_on_commit=False) as s:
+        yield s
+
+
+def connect(autocommit: bool = False) -> psycopg.Connection[Any]:
+    """A raw psycopg 3 connection for set-based SQL and COPY."""
+    return psycopg.connect(database_url(), autocommit=autocommit)
+
+
+def upgrade(revision: str = "head") -> None:
+    """Apply Alembic migrations (idempotent; safe to call at every start-up)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url().replace("%", "%%"))
+    command.upgrade(cfg, revision)

@@ -1,0 +1,254 @@
+"""SQLModel tables of the hub database (PostgreSQL only).
+
+Every row carries ``tenant_id`` and every unique key starts with it (ARCHITECTURE §2.4), so no
+query can match or merge across tenants. The hot merge path does not go through the ORM: it
+uses set-based SQL in :mod:`crmsync.merge`; these classes define the schema (Alembic migrates it)
+and serve the low-volume paths (tenant config, status, operator commands).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, default_now: bool = True) -> Any:
+    return Field(
+        default_factory=utcnow if default_now else None,
+        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_column_kwargs={
+            "nullable": nullable,
+            **({"server_default": text("now()")} if default_now else {}),
+        },
+    )
+
+
+def _pk() -> Any:
+    return Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
+    )
+
+
+def _tenant_fk() -> Any:
+    return Field(
+        sa_column=Column(
+            BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=False
+        )
+    )
+
+
+def _integration_fk(nullable: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=nullable
+        ),
+    )
+
+
+def _jsonb(default: Any = dict) -> Any:
+    return Field(
+        default_factory=default,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenant"
+
+    id: int | None = _pk()
+    slug: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Integration(SQLModel, table=True):
+    """One CRM connection of a tenant. ``credentials`` is Fernet ciphertext (crmsync.crypto)."""
+
+    __tablename__ = "integration"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_integration_tenant_name"),)
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    provider: str = Field(sa_column=Column(Text, nullable=False))
+    enabled: bool = Field(default=True)
+    paused: bool = Field(default=False)
+    base_url: str | None = Field(default=None, sa_column=Column(Text))
+    auth_url: str | None = Field(default=None, sa_column=Column(Text))
+    credentials: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    settings: dict[str, Any] = _jsonb()
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Contact(SQLModel, table=True):
+    """A person in the hub. Identity fields are filled from the first opportunity that creates it
+    and completed (never overwritten) by later ones; placeholder emails are never stored here."""
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        Index("ix_contact_tenant_phone", "tenant_id", "phone"),
+        Index("ix_contact_tenant_email", "tenant_id", "email"),
+    )
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    email: str | None = Field(default=None, sa_column=Column(Text))
+    phone: str | None = Field(default=None, sa_column=Column(Text))
+    first_name: str | None = Field(default=None, sa_column=Column(Text))
+    last_name: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ContactLink(SQLModel, table=True):
+    """Which hub contact an integration's External Contact ID resolved to (first match rule)."""
+
+    __tablename__ = "contact_link"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "integration_id", "external_contact_id"),
+        Index("ix_contact_link_contact", "contact_id"),
+    )
+
+    tenant_id: int = _tenant_fk()
+    integration_id: int = _integration_fk()
+    external_contact_id: str = Field(sa_column=Column(Text, nullable=False))
+    contact_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("contact.id", ondelete="CASCADE"), nullable=False)
+    )
+
+
+class Opportunity(SQLModel, table=True):
+    """A CRM record in the hub's standard fields.
+
+    ``match_key`` is what "the same opportunity" means for the provider: the External ID for
+    ServiceTitan and improveit360, External ID + External Created At for LeadPerfection (seed 001).
+    """
+
+    __tablename__ = "opportunity"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "integration_id", "model", "match_key", name="uq_opportunity_match"
+        ),
+        Index("ix_opportunity_contact", "tenant_id", "contact_id"),
+        Index("ix_opportunity_external_id", "tenant_id", "integration_id", "external_id"),
+    )
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    integration_id: int = _integration_fk()
+    contact_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("contact.id", ondelete="CASCADE"), nullable=False)
+    )
+    model: str = Field(sa_column=Column(Text, nullable=False))
+    match_key: str = Field(sa_column=Column(Text, nullable=False))
+    external_id: str = Field(sa_column=Column(Text, nullable=False))
+    external_contact_id: str | None = Field(default=None, sa_column=Column(Text))
+    external_created_at: datetime | None = _ts(nullable=True, default_now=False)
+    external_updated_at: datetime | None = _ts(nullable=True, default_now=False)
+    email: str | None = Field(default=None, sa_column=Column(Text))
+    first_name: str | None = Field(default=None, sa_column=Column(Text))
+    last_name: str | None = Field(default=None, sa_column=Column(Text))
+    phone: str | None = Field(default=None, sa_column=Column(Text))
+    status: str | None = Field(default=None, sa_column=Column(Text))
+    details: dict[str, Any] = _jsonb()
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class CrmRecord(SQLModel, table=True):
+    """Mirror of raw CRM resources an opportunity is composed from (customers, contacts,
+    appointments, estimates, jobs, memberships): lets a job be re-mapped when only a related
+    record changed, and gives push the record ids behind an opportunity."""
+
+    __tablename__ = "crm_record"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "integration_id", "resource", "external_id"),
+        Index("ix_crm_record_customer", "tenant_id", "integration_id", "resource", "customer_ref"),
+        Index("ix_crm_record_parent", "tenant_id", "integration_id", "resource", "parent_ref"),
+    )
+
+    tenant_id: int = _tenant_fk()
+    integration_id: int = _integration_fk()
+    resource: str = Field(sa_column=Column(Text, nullable=False))
+    external_id: str = Field(sa_column=Column(Text, nullable=False))
+    customer_ref: str | None = Field(default=None, sa_column=Column(Text))
+    parent_ref: str | None = Field(default=None, sa_column=Column(Text))
+    modified_at: datetime | None = _ts(nullable=True, default_now=False)
+    payload: dict[str, Any] = _jsonb()
+
+
+class SyncCursor(SQLModel, table=True):
+    """Where a stream resumes; written in the same transaction as the page it covers."""
+
+    __tablename__ = "sync_cursor"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "integration_id", "stream"),)
+
+    tenant_id: int = _tenant_fk()
+    integration_id: int = _integration_fk()
+    stream: str = Field(sa_column=Column(Text, nullable=False))
+    cursor: str | None = Field(default=None, sa_column=Column(Text))
+    window_start: datetime | None = _ts(nullable=True, default_now=False)
+    last_success_at: datetime | None = _ts(nullable=True, default_now=False)
+    updated_at: datetime = _ts()
+
+
+class RejectedRecordRow(SQLModel, table=True):
+    """A quarantined CRM record: raw payload + reason. Re-rejections update the same row."""
+
+    __tablename__ = "rejected_record"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "integration_id", "stream", "external_key", name="uq_rejected_record"
+        ),
+    )
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    integration_id: int = _integration_fk()
+    run_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    stream: str = Field(sa_column=Column(Text, nullable=False))
+    external_key: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = _jsonb()
+    times_seen: int = Field(default=1)
+    first_seen_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+
+
+class SyncRun(SQLModel, table=True):
+    """One tenant sync run: counts per integration and stream, final status, error summary."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (Index("ix_sync_run_tenant_started", "tenant_id", "started_at"),)
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    flow_run_id: str | None = Field(default=None, sa_column=Column(Text))
+    status: str = Field(default="running", sa_column=Column(Text, nullable=False))
+    started_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True, default_now=False)
+    counts: dict[str, Any] = _jsonb()
+    errors: dict[str, Any] = _jsonb()

@@ -1,0 +1,193 @@
+"""ServiceTitan job and membership records to the hub's standard opportunity fields.
+
+Implements seed 002 ("ServiceTitan Integration"), sections "Available Resource Fields" (the
+details: the base record's fields, ``customer:…``, ``customer:contacts:#:…``,
+``appointments:#:…``, ``estimates:#:…``, lists newest-created first) and "Standard Field Mapping"
+(Job Opportunity and Membership Opportunity tables). Inputs are the raw records exactly as the
+ServiceTitan v2 API returns them (``Jpm.V2.JobResponse``, ``Crm.V2.Customers.CustomerResponse``,
+``CustomerContactWithModifiedOnResponse``, ``Jpm.V2.AppointmentResponse``,
+``Estimates.V2.EstimateResponse``, ``Memberships.V2.CustomerMembershipResponse``; see
+https://developer.servicetitan.io/apis/ and reference/crm-apis.md §1.7).
+
+Pure functions, no I/O: the sync fetches the related records and calls these per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from models.normalize import (
+    flatten_details,
+    flatten_records,
+    normalize_email,
+    normalize_phone,
+    parse_timestamp,
+    sort_newest_first,
+    split_name,
+)
+from models.standard import MappedOpportunity, MappingError
+
+__all__ = ["PLACEHOLDER_EMAIL_DETAIL", "map_job", "map_membership"]
+
+#: Details key set to True when the opportunity's email is one of the tenant's placeholder
+#: emails; the merge layer never matches contacts on such an email.
+PLACEHOLDER_EMAIL_DETAIL = "hub:placeholder_email"
+
+# Contact ``type`` values, lower-cased: the seed writes "email"/"mobilePhone"/"phone", the wire
+# "Email"/"MobilePhone"/"Phone". The ContactType enum also names a landline "LandlinePhone"
+# (x-enumNames), which is sent as "Phone" but accepted here in case a client echoes the name.
+_EMAIL = "email"
+_MOBILE = "mobilephone"
+_LANDLINE = frozenset({"phone", "landlinephone"})
+
+Record = Mapping[str, Any]
+
+
+def map_job(
+    job: Record,
+    customer: Record | None,
+    contacts: Sequence[Record],
+    appointments: Sequence[Record],
+    estimates: Sequence[Record],
+    *,
+    placeholder_emails: frozenset[str] = frozenset(),
+) -> MappedOpportunity:
+    """Map a ServiceTitan job with its customer, contacts, appointments and estimates.
+
+    External Updated At is the most recent of the job's ``modifiedOn``,
+    ``appointments:1:modifiedOn`` and ``estimates:1:modifiedOn`` (the newest-created appointment
+    and estimate), ignoring missing ones: the seed uses it to sort opportunities, so a new
+    estimate on an old job brings the job forward. See :func:`_map` for the shared rules.
+
+    Raises MappingError naming the field when the job has no ``id`` or a timestamp that feeds a
+    standard field is not a timestamp.
+    """
+    sorted_appointments = sort_newest_first(appointments)
+    sorted_estimates = sort_newest_first(estimates)
+    opportunity = _map("job", "jobStatus", job, customer, contacts, placeholder_emails)
+    details = opportunity.details
+    updated = opportunity.external_updated_at
+    for key, records in (
+        ("appointments", sorted_appointments),
+        ("estimates", sorted_estimates),
+    ):
+        if not records:
+            continue
+        newest = _timestamp("job", opportunity.external_id, f"{key}:1:modifiedOn", records[0])
+        if newest is not None and (updated is None or newest > updated):
+            updated = newest
+        flatten_records(key, records, details)
+    opportunity.external_updated_at = updated
+    return opportunity
+
+
+def map_membership(
+    membership: Record,
+    customer: Record | None,
+    contacts: Sequence[Record],
+    *,
+    placeholder_emails: frozenset[str] = frozenset(),
+) -> MappedOpportunity:
+    """Map a ServiceTitan customer membership with its customer and contacts.
+
+    External Updated At is the membership's ``modifiedOn`` alone (seed 002, Membership
+    Opportunity). See :func:`_map` for the shared rules.
+
+    Raises MappingError naming the field when the membership has no ``id`` or an unparseable
+    ``createdOn``/``modifiedOn``.
+    """
+    return _map("membership", "status", membership, customer, contacts, placeholder_emails)
+
+
+def _map(
+    model: str,
+    status_field: str,
+    record: Record,
+    customer: Record | None,
+    contacts: Sequence[Record],
+    placeholder_emails: frozenset[str],
+) -> MappedOpportunity:
+    """The rules both opportunity models share (seed 002, "Standard Field Mapping").
+
+    - External ID is ``id``; External Contact ID is ``customer:id``, falling back to the record's
+      ``customerId`` when the customer record is missing (a missing customer is not an error:
+      the names are then None).
+    - Email is the first ``Email`` contact in ``customer:contacts`` order (newest first); Phone
+      the first ``MobilePhone`` contact, else the first ``Phone`` contact, in E.164. A value that
+      does not normalize (``"n/a"``, ``"555-1234"``) falls through to the next candidate of the
+      same kind and then the next kind, rather than leaving the field None: the seed's
+      "IF ABOVE IS MISSING" intent is a usable value, and an unusable one is as good as missing.
+      Contacts passed without a customer record are still used: they are the customer's.
+    - Names come from ``customer:name`` per :func:`models.normalize.split_name`.
+    """
+    ident = record.get("id")
+    if ident is None or ident == "":
+        raise MappingError(f"{model}: id is missing")
+    external_id = str(ident)
+    created = _timestamp(model, external_id, "createdOn", record)
+    updated = _timestamp(model, external_id, "modifiedOn", record)
+
+    details: dict[str, Any] = {}
+    flatten_details("", record, details)
+
+    sorted_contacts = sort_newest_first(contacts)
+    contact_id: object = None
+    first_name = last_name = None
+    if customer is not None:
+        flatten_details("customer", customer, details)
+        contact_id = customer.get("id")
+        first_name, last_name = split_name(customer.get("name"))
+    if contact_id is None:
+        contact_id = record.get("customerId")
+    flatten_records("customer:contacts", sorted_contacts, details)
+    email, phone = _email_and_phone(sorted_contacts)
+    if email is not None and email in placeholder_emails:
+        details[PLACEHOLDER_EMAIL_DETAIL] = True
+
+    status = record.get(status_field)
+    return MappedOpportunity(
+        model=model,
+        external_id=external_id,
+        external_contact_id=None if contact_id is None else str(contact_id),
+        external_created_at=created,
+        external_updated_at=updated,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        phone=phone,
+        status=None if status is None else str(status),
+        details=details,
+    )
+
+
+def _timestamp(model: str, external_id: str, field: str, record: Record) -> datetime | None:
+    value = record.get(field.rpartition(":")[2])
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise MappingError(f"{model} {external_id}: {field} is not a timestamp: {value!r}") from None
+
+
+def _email_and_phone(contacts: Iterable[Record]) -> tuple[str | None, str | None]:
+    email: str | None = None
+    mobiles: list[object] = []
+    landlines: list[object] = []
+    for contact in contacts:
+        kind = contact.get("type")
+        if not isinstance(kind, str):
+            continue
+        kind = kind.lower()
+        if kind == _EMAIL:
+            if email is None:
+                email = normalize_email(contact.get("value"))
+        elif kind == _MOBILE:
+            mobiles.append(contact.get("value"))
+        elif kind in _LANDLINE:
+            landlines.append(contact.get("value"))
+    for value in (*mobiles, *landlines):
+        phone = normalize_phone(value)
+        if phone is not None:
+            return email, phone
+    return email, None

@@ -1,0 +1,53 @@
+"""The hub's standard opportunity fields, as every CRM mapping produces them.
+
+Mappings are pure functions from raw CRM records to :class:`MappedOpportunity`; the merge layer
+only ever sees this shape, which is what lets a new CRM plug in with one mapping module.
+The field names are the hub's standard fields named in the seeds (Email, External ID,
+External Contact ID, External Created At, External Updated At, First/Last Name, Phone, Status)
+plus ``details``: the CRM's detail fields keyed in the seeds' ``resource:#:field`` notation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class MappingError(ValueError):
+    """A record cannot be mapped; the message names the offending field.
+
+    The sync quarantines the record with this message as its reason and carries on with the rest
+    of the page.
+    """
+
+
+@dataclass(slots=True)
+class MappedOpportunity:
+    """One opportunity in the hub's standard fields, ready to merge.
+
+    ``email`` is trimmed and lower-cased, ``phone`` is E.164, timestamps are timezone-aware UTC.
+    ``details`` holds JSON-serialisable values only.
+    """
+
+    model: str
+    external_id: str
+    external_contact_id: str | None
+    external_created_at: datetime | None
+    external_updated_at: datetime | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    status: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RejectedRecord:
+    """A raw record that failed mapping or validation, kept with its reason (never dropped)."""
+
+    stream: str
+    external_id: str | None
+    reason: str
+    payload: dict[str, Any]
