@@ -2,13 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:49:50.220867
+Create Date: 2026-11-23 18:53:40.334389
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
@@ -71,8 +71,8 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.BigInteger(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("provider", sa.Text(), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("paused", sa.Boolean(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.Column("paused", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("base_url", sa.Text(), nullable=True),
         sa.Column("auth_url", sa.Text(), nullable=True),
         sa.Column("credentials", sa.LargeBinary(), nullable=False),
@@ -239,7 +239,7 @@ def upgrade() -> None:
             server_default=sa.text("'{}'::jsonb"),
             nullable=False,
         ),
-        sa.Column("times_seen", sa.Integer(), nullable=False),
+        sa.Column("times_seen", sa.Integer(), server_default=sa.text("1"), nullable=False),
         sa.Column(
             "first_seen_at",
             sa.DateTime(timezone=True),

@@ -1,0 +1,410 @@
+"""Set-based merge of mapped opportunities into contacts and opportunities (seeds' rules).
+
+One call merges one page in one transaction, together with the raw mirror rows, the quarantined
+records and the stream's cursor (ARCHITECTURE §2.1: a crash or retry repeats work, never skips it).
+
+Rules implemented here, each with a test named after it in ``tests/integration/test_merge.py``:
+
+* An opportunity replaces the existing one when its match key is the same (tenant, integration,
+  model, External ID — plus External Created At for LeadPerfection, seed 001 "Opp Sorting");
+  otherwise it is a new opportunity (seeds 000/001/002 "Opportunity Creation & Update").
+* It attaches to a matching contact, or a new contact is created. Matching, in order: the same
+  integration's External Contact ID seen before, else the same phone, else the same email; an email
+  listed in the integration's ``placeholder_emails`` never matches (seed 002 "filter for
+  placeholder emails ... will prevent contacts from merging") and is not stored on the contact.
+* Older data never overwrites newer: an update applies only when the incoming External Updated At
+  is not older than the stored one.
+* Contacts are resolved against the database with three ``= ANY`` look-ups per page, then in
+  memory in page order, so records of one page that share a person get one new contact, exactly
+  as if they had been merged one by one. A per-tenant advisory lock serialises merges of one tenant,
+  which is what makes "else create one" race-free without a unique key on phone/email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from models.standard import MappedOpportunity, RejectedRecord
+
+_LOCK_NAMESPACE = 0x43524D53  # "CRMS": first key of the per-tenant advisory lock
+
+
+@dataclass(slots=True)
+class MirrorRow:
+    """A raw CRM record kept for composing opportunities later (see ``crm_record``)."""
+
+    resource: str
+    external_id: str
+    payload: dict[str, Any]
+    modified_at: datetime | None = None
+    customer_ref: str | None = None
+    parent_ref: str | None = None
+
+
+@dataclass(slots=True)
+class MergeBatch:
+    tenant_id: int
+    integration_id: int
+    stream: str
+    opportunities: list[MappedOpportunity] = field(default_factory=list)
+    mirror: list[MirrorRow] = field(default_factory=list)
+    rejects: list[RejectedRecord] = field(default_factory=list)
+    placeholder_emails: frozenset[str] = frozenset()
+    match_on_created_at: bool = False
+    cursor: str | None = None
+    set_cursor: bool = False
+    window_start: datetime | None = None
+    fetched: int = 0
+
+
+@dataclass(slots=True)
+class MergeCounts:
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    contacts_created: int = 0
+
+    def add(self, other: MergeCounts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _json(value: Any) -> str:
+    """JSON text PostgreSQL accepts: jsonb rejects NUL (``\\u0000``), which CRM text can carry."""
+    return orjson.dumps(value, default=str).decode().replace("\\u0000", "")
+
+
+def _text(value: str | None) -> str | None:
+    return value.replace("\x00", "") if value and "\x00" in value else value
+
+
+def match_key(opp: MappedOpportunity, on_created_at: bool) -> str:
+    if not on_created_at:
+        return opp.external_id
+    created = opp.external_created_at.astimezone(UTC).isoformat() if opp.external_created_at else ""
+    return f"{opp.external_id}|{created}"
+
+
+def _newest_per_key(
+    opps: Iterable[MappedOpportunity], on_created_at: bool
+) -> dict[tuple[str, str], MappedOpportunity]:
+    """De-duplicate a page by (model, match key), keeping the most recently updated record."""
+    out: dict[tuple[str, str], MappedOpportunity] = {}
+    floor = datetime.min.replace(tzinfo=UTC)
+    for opp in opps:
+        key = (opp.model, match_key(opp, on_created_at))
+        prev = out.get(key)
+        if prev is None or (opp.external_updated_at or floor) >= (
+            prev.external_updated_at or floor
+        ):
+            out[key] = opp
+    return out
+
+
+def merge_batch(
+    conn: psycopg.Connection[Any], batch: MergeBatch, run_id: int | None
+) -> MergeCounts:
+    """Merge one page atomically; the connection's transaction is committed on success."""
+    counts = MergeCounts(fetched=batch.fetched, rejected=len(batch.rejects))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NAMESPACE, batch.tenant_id % 2**31)
+        )
+        if batch.mirror:
+            _upsert_mirror(cur, batch)
+        if batch.opportunities:
+            _merge_opportunities(cur, batch, counts)
+        _record_rejects(cur, batch, run_id)
+        if batch.set_cursor:
+            cur.execute(
+                """
+                INSERT INTO sync_cursor (tenant_id, integration_id, stream, cursor, window_start,
+                                         last_success_at, updated_at)
+                VALUES (%s, %s, %s, %s, %s, now(), now())
+                ON CONFLICT (tenant_id, integration_id, stream) DO UPDATE
+                SET cursor = excluded.cursor,
+                    window_start = coalesce(excluded.window_start, sync_cursor.window_start),
+                    last_success_at = now(), updated_at = now()
+                """,
+                (
+                    batch.tenant_id,
+                    batch.integration_id,
+                    batch.stream,
+                    batch.cursor,
+                    batch.window_start,
+                ),
+            )
+    return counts
+
+
+def _upsert_mirror(cur: psycopg.Cursor[Any], batch: MergeBatch) -> None:
+    latest: dict[tuple[str, str], MirrorRow] = {}
+    for row in batch.mirror:
+        latest[(row.resource, row.external_id)] = row
+    rows = list(latest.values())
+    cur.execute(
+        """
+        INSERT INTO crm_record (tenant_id, integration_id, resource, external_id, customer_ref,
+                                parent_ref, modified_at, payload)
+        SELECT %s, %s, v.resource, v.external_id, v.customer_ref, v.parent_ref, v.modified_at,
+               v.payload::jsonb
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
+             AS v(resource, external_id, customer_ref, parent_ref, modified_at, payload)
+        ON CONFLICT (tenant_id, integration_id, resource, external_id) DO UPDATE
+        SET customer_ref = excluded.customer_ref, parent_ref = excluded.parent_ref,
+            modified_at = excluded.modified_at, payload = excluded.payload
+        WHERE crm_record.modified_at IS NULL OR excluded.modified_at >= crm_record.modified_at
+        """,
+        (
+            batch.tenant_id,
+            batch.integration_id,
+            [r.resource for r in rows],
+            [r.external_id for r in rows],
+            [r.customer_ref for r in rows],
+            [r.parent_ref for r in rows],
+            [r.modified_at for r in rows],
+            [_json(r.payload) for r in rows],
+        ),
+    )
+
+
+def _lookup(cur: psycopg.Cursor[Any], sql: str, params: Sequence[Any]) -> dict[str, int]:
+    cur.execute(sql, params)
+    return {key: cid for key, cid in cur.fetchall()}
+
+
+def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: MergeCounts) -> None:
+    tenant, integ = batch.tenant_id, batch.integration_id
+    unique = _newest_per_key(batch.opportunities, batch.match_on_created_at)
+    opps = list(unique.values())
+    placeholders = batch.placeholder_emails
+    emails = [None if o.email is None or o.email in placeholders else o.email for o in opps]
+
+    ext_ids = sorted({o.external_contact_id for o in opps if o.external_contact_id})
+    phones = sorted({o.phone for o in opps if o.phone})
+    matchable = sorted({e for e in emails if e})
+    linked = _lookup(
+        cur,
+        "SELECT external_contact_id, contact_id FROM contact_link WHERE tenant_id = %s "
+        "AND integration_id = %s AND external_contact_id = ANY(%s)",
+        (tenant, integ, ext_ids),
+    )
+    by_phone = _lookup(
+        cur,
+        "SELECT DISTINCT ON (phone) phone, id FROM contact WHERE tenant_id = %s "
+        "AND phone = ANY(%s) ORDER BY phone, id",
+        (tenant, phones),
+    )
+    by_email = _lookup(
+        cur,
+        "SELECT DISTINCT ON (email) email, id FROM contact WHERE tenant_id = %s "
+        "AND email = ANY(%s) ORDER BY email, id",
+        (tenant, matchable),
+    )
+
+    # Resolve in page order; a negative id is a contact this page creates.
+    contact_ids: list[int] = []
+    new_contacts: dict[int, MappedOpportunity] = {}
+    new_links: dict[str, int] = {}
+    completions: dict[int, MappedOpportunity] = {}
+    for opp, email in zip(opps, emails, strict=True):
+        ext = opp.external_contact_id
+        cid = (
+            (linked.get(ext) if ext else None)
+            or (by_phone.get(opp.phone) if opp.phone else None)
+            or (by_email.get(email) if email else None)
+        )
+        if cid is None:
+            cid = -(len(new_contacts) + 1)
+            new_contacts[cid] = MappedOpportunity(
+                model=opp.model,
+                external_id=opp.external_id,
+                external_contact_id=ext,
+                external_created_at=None,
+                external_updated_at=None,
+                email=email,
+                first_name=opp.first_name,
+                last_name=opp.last_name,
+                phone=opp.phone,
+                status=None,
+            )
+        elif cid > 0:
+            completions.setdefault(cid, opp)
+        if ext:
+            linked.setdefault(ext, cid)
+            if ext not in new_links:
+                new_links[ext] = cid
+        if opp.phone:
+            by_phone.setdefault(opp.phone, cid)
+        if email:
+            by_email.setdefault(email, cid)
+        contact_ids.append(cid)
+
+    real_ids: dict[int, int] = {}
+    if new_contacts:
+        cur.execute(
+            "SELECT nextval(pg_get_serial_sequence('contact', 'id')) FROM generate_series(1, %s)",
+            (len(new_contacts),),
+        )
+        for placeholder, (new_id,) in zip(new_contacts, cur.fetchall(), strict=True):
+            real_ids[placeholder] = new_id
+        rows = [(real_ids[p], c) for p, c in new_contacts.items()]
+        cur.execute(
+            """
+            INSERT INTO contact (id, tenant_id, email, phone, first_name, last_name)
+            SELECT v.id, %s, v.email, v.phone, v.first_name, v.last_name
+            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
+                 AS v(id, email, phone, first_name, last_name)
+            """,
+            (
+                tenant,
+                [i for i, _ in rows],
+                [_text(c.email) for _, c in rows],
+                [_text(c.phone) for _, c in rows],
+                [_text(c.first_name) for _, c in rows],
+                [_text(c.last_name) for _, c in rows],
+            ),
+        )
+        counts.contacts_created += len(rows)
+    contact_ids = [real_ids.get(c, c) for c in contact_ids]
+
+    if new_links:
+        items = [(ext, real_ids.get(c, c)) for ext, c in new_links.items()]
+        cur.execute(
+            """
+            INSERT INTO contact_link (tenant_id, integration_id, external_contact_id, contact_id)
+            SELECT %s, %s, v.ext, v.cid FROM unnest(%s::text[], %s::bigint[]) AS v(ext, cid)
+            ON CONFLICT DO NOTHING
+            """,
+            (tenant, integ, [e for e, _ in items], [c for _, c in items]),
+        )
+    if completions:
+        items2 = list(completions.items())
+        cur.execute(
+            """
+            UPDATE contact c
+            SET email = coalesce(c.email, v.email), phone = coalesce(c.phone, v.phone),
+                first_name = coalesce(c.first_name, v.first_name),
+                last_name = coalesce(c.last_name, v.last_name), updated_at = now()
+            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
+                 AS v(id, email, phone, first_name, last_name)
+            WHERE c.id = v.id AND c.tenant_id = %s
+              AND ((c.email IS NULL AND v.email IS NOT NULL)
+                OR (c.phone IS NULL AND v.phone IS NOT NULL)
+                OR (c.first_name IS NULL AND v.first_name IS NOT NULL)
+                OR (c.last_name IS NULL AND v.last_name IS NOT NULL))
+            """,
+            (
+                [cid for cid, _ in items2],
+                [None if o.email in placeholders else o.email for _, o in items2],
+                [_text(o.phone) for _, o in items2],
+                [_text(o.first_name) for _, o in items2],
+                [_text(o.last_name) for _, o in items2],
+                tenant,
+            ),
+        )
+
+    cur.execute(
+        """
+        INSERT INTO opportunity AS o (tenant_id, integration_id, contact_id, model, match_key,
+            external_id, external_contact_id, external_created_at, external_updated_at, email,
+            first_name, last_name, phone, status, details)
+        SELECT %s, %s, v.contact_id, v.model, v.match_key, v.external_id, v.external_contact_id,
+               v.created, v.updated, v.email, v.first_name, v.last_name, v.phone, v.status,
+               v.details::jsonb
+        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::text[], %s::text[])
+             AS v(contact_id, model, match_key, external_id, external_contact_id, created,
+                  updated, email, first_name, last_name, phone, status, details)
+        ON CONFLICT (tenant_id, integration_id, model, match_key) DO UPDATE
+        SET contact_id = excluded.contact_id, external_id = excluded.external_id,
+            external_contact_id = excluded.external_contact_id,
+            external_created_at = excluded.external_created_at,
+            external_updated_at = excluded.external_updated_at, email = excluded.email,
+            first_name = excluded.first_name, last_name = excluded.last_name,
+            phone = excluded.phone, status = excluded.status, details = excluded.details,
+            updated_at = now()
+        WHERE (o.external_updated_at IS NULL
+               OR excluded.external_updated_at >= o.external_updated_at)
+          AND (o.contact_id, o.external_contact_id, o.external_created_at, o.external_updated_at,
+               o.email, o.first_name, o.last_name, o.phone, o.status, o.details)
+              IS DISTINCT FROM
+              (excluded.contact_id, excluded.external_contact_id, excluded.external_created_at,
+               excluded.external_updated_at, excluded.email, excluded.first_name,
+               excluded.last_name, excluded.phone, excluded.status, excluded.details)
+        RETURNING (xmax = 0)
+        """,
+        (
+            tenant,
+            integ,
+            contact_ids,
+            [o.model for o in opps],
+            [k for _, k in unique],
+            [o.external_id for o in opps],
+            [o.external_contact_id for o in opps],
+            [o.external_created_at for o in opps],
+            [o.external_updated_at for o in opps],
+            [_text(o.email) for o in opps],
+            [_text(o.first_name) for o in opps],
+            [_text(o.last_name) for o in opps],
+            [_text(o.phone) for o in opps],
+            [_text(o.status) for o in opps],
+            [_json(o.details) for o in opps],
+        ),
+    )
+    inserted = [row[0] for row in cur.fetchall()]
+    counts.created += sum(inserted)
+    counts.updated += len(inserted) - sum(inserted)
+    counts.unchanged += len(opps) - len(inserted) + (len(batch.opportunities) - len(opps))
+    cur.execute(
+        "DELETE FROM rejected_record WHERE tenant_id = %s AND integration_id = %s "
+        "AND stream = %s AND external_key = ANY(%s)",
+        (tenant, integ, batch.stream, [o.external_id for o in opps]),
+    )
+
+
+def reject_key(rec: RejectedRecord) -> str:
+    if rec.external_id:
+        return rec.external_id
+    return (
+        "sha1:" + hashlib.sha1(orjson.dumps(rec.payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    )
+
+
+def _record_rejects(cur: psycopg.Cursor[Any], batch: MergeBatch, run_id: int | None) -> None:
+    if not batch.rejects:
+        return
+    latest = {reject_key(r): r for r in batch.rejects}
+    cur.execute(
+        """
+        INSERT INTO rejected_record AS r (tenant_id, integration_id, run_id, stream, external_key,
+                                          reason, payload)
+        SELECT %s, %s, %s, %s, v.key, v.reason, v.payload::jsonb
+        FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(key, reason, payload)
+        ON CONFLICT (tenant_id, integration_id, stream, external_key) DO UPDATE
+        SET reason = excluded.reason, payload = excluded.payload, run_id = excluded.run_id,
+            times_seen = r.times_seen + 1, last_seen_at = now()
+        """,
+        (
+            batch.tenant_id,
+            batch.integration_id,
+            run_id,
+            batch.stream,
+            list(latest),
+            [_text(r.reason) for r in latest.values()],
+            [_json(r.payload) for r in latest.values()],
+        ),
+    )

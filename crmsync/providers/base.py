@@ -1,0 +1,81 @@
+"""What the shared sync machinery needs from each CRM: the provider contract.
+
+A provider glues one connector (HTTP, ``connectors/``) and one pure mapping (``models/mappings/``)
+to the hub: it names the streams an integration reads, fetches one page of a stream from a
+stored cursor, and turns a page into a :class:`~crmsync.merge.MergeBatch`. Everything else
+(cursors, merge, runs, flows, deployments) is shared, so a fourth CRM is one module here plus
+a line in :mod:`crmsync.providers`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+import psycopg
+from pydantic import BaseModel
+
+from crmsync.merge import MergeBatch
+
+
+@dataclass(slots=True)
+class IntegrationContext:
+    """One integration as a task sees it: loaded from the database by id, secrets decrypted in
+    memory only (never returned from a task, never logged)."""
+
+    id: int
+    tenant_id: int
+    tenant_slug: str
+    name: str
+    provider: str
+    base_url: str | None
+    auth_url: str | None
+    credentials: BaseModel = field(repr=False)
+    settings: BaseModel = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.tenant_slug}/{self.name}"
+
+
+@dataclass(slots=True)
+class StreamCursor:
+    cursor: str | None
+    window_start: datetime | None
+    last_success_at: datetime | None
+
+
+@dataclass(slots=True)
+class FetchedPage:
+    """One page of raw CRM records and the cursor that resumes after it."""
+
+    stream: str
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+    has_more: bool
+    window_start: datetime | None = None
+    invalid: list[tuple[Any, str]] = field(default_factory=list)
+
+
+class Provider(Protocol):
+    name: ClassVar[str]
+    credentials_model: ClassVar[type[BaseModel]]
+    settings_model: ClassVar[type[BaseModel]]
+
+    def streams(self, ctx: IntegrationContext) -> list[str]:
+        """Streams in the order they must be read (related resources before the opportunities
+        that are composed from them)."""
+        ...
+
+    def authenticate(self, ctx: IntegrationContext) -> datetime:
+        """Obtain (or reuse) an access token; raise a connector AuthError on bad credentials."""
+        ...
+
+    def fetch_page(
+        self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
+    ) -> FetchedPage: ...
+
+    def map_page(
+        self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
+    ) -> MergeBatch: ...

@@ -1,0 +1,379 @@
+"""ServiceTitan as a hub provider (seed 002): streams, paging from the export cursor, composition
+of Job and Membership opportunities from their related resources.
+
+Streams, in order: ``customers`` and ``customer_contacts`` (the person behind every opportunity),
+``appointments`` and ``estimates`` (the optional Job resources that are enabled), then ``jobs`` and
+``memberships`` (the enabled opportunity models). Every record is mirrored raw in ``crm_record``;
+a Job opportunity is composed from its job, customer, customer contacts, appointments and
+estimates. When only a related record changes (a new estimate, a corrected phone), the opportunities
+that embed it are re-composed in the same page's merge, so details and External Updated At
+(``appointments:1:modifiedOn``, ``estimates:1:modifiedOn``) never go stale.
+
+First sync: customers and their contacts are read from the start of the export feed (a job of
+the last 90 days often belongs to an older customer); appointments, estimates, jobs and
+memberships start 90 days back (seed 002: "the integration will begin syncing your last 90 days of
+data"). Later syncs resume from each stream's stored ``continueFrom`` token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from connectors.errors import ConnectorError
+from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials
+from crmsync.merge import MergeBatch, MirrorRow
+from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from models.mappings.servicetitan import map_job, map_membership
+from models.normalize import normalize_email, parse_timestamp
+from models.standard import MappedOpportunity, MappingError, RejectedRecord
+
+NoteTarget = Literal["none", "job", "customer", "location"]
+PROD_API = "https://api.servicetitan.io"
+PROD_AUTH = "https://auth.servicetitan.io/connect/token"
+
+
+class ServiceTitanCredentialsModel(BaseModel):
+    """What an operator pastes from ServiceTitan's My Apps / API Application Access screens."""
+
+    model_config = ConfigDict(extra="forbid")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    app_key: SecretStr
+    tenant_id: str = Field(pattern=r"^\d+$", description="numeric ServiceTitan tenant id")
+
+    @field_validator("tenant_id", mode="before")
+    @classmethod
+    def _tenant_as_text(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) else v
+
+
+class ServiceTitanSettings(BaseModel):
+    """Integration options of seed 002 ("Configuration Options"), with the seed's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    opportunity_models: list[Literal["job", "membership"]] = Field(
+        default_factory=lambda: ["job"], min_length=1
+    )
+    job_resources: list[Literal["appointments", "estimates"]] = Field(
+        default_factory=lambda: ["appointments", "estimates"]
+    )
+    placeholder_emails: list[str] = Field(default_factory=list)
+    push_outgoing_campaign_messages: NoteTarget = "none"
+    push_outgoing_campaign_messages_content: bool = False
+    push_incoming_messages: NoteTarget = "none"
+    push_incoming_messages_content: bool = False
+    push_outgoing_manual_messages: NoteTarget = "none"
+    push_outgoing_manual_messages_content: bool = False
+    push_campaign_events: NoteTarget = "none"
+
+    @field_validator("placeholder_emails")
+    @classmethod
+    def _normalise(cls, v: list[str]) -> list[str]:
+        return sorted({e for e in (normalize_email(x) for x in v) if e})
+
+
+_RELATED = ("customers", "customer_contacts", "appointments", "estimates")
+_clients: dict[tuple[int, str], ServiceTitanClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(ctx: IntegrationContext) -> ServiceTitanClient:
+    creds = ctx.credentials
+    assert isinstance(creds, ServiceTitanCredentialsModel)
+    fingerprint = hashlib.sha256(
+        "\x00".join(
+            [
+                creds.client_id,
+                creds.client_secret.get_secret_value(),
+                creds.app_key.get_secret_value(),
+                creds.tenant_id,
+                ctx.base_url or "",
+                ctx.auth_url or "",
+            ]
+        ).encode()
+    ).hexdigest()
+    key = (ctx.id, fingerprint)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = ServiceTitanClient(
+                ServiceTitanCredentials(
+                    client_id=creds.client_id,
+                    client_secret=creds.client_secret.get_secret_value(),
+                    app_key=creds.app_key.get_secret_value(),
+                    tenant_id=creds.tenant_id,
+                ),
+                base_url=ctx.base_url or PROD_API,
+                auth_url=ctx.auth_url or PROD_AUTH,
+            )
+            _clients[key] = client
+        return client
+
+
+def _ref(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class ServiceTitanProvider:
+    name: ClassVar[str] = "servicetitan"
+    credentials_model: ClassVar[type[BaseModel]] = ServiceTitanCredentialsModel
+    settings_model: ClassVar[type[BaseModel]] = ServiceTitanSettings
+
+    def streams(self, ctx: IntegrationContext) -> list[str]:
+        s = self._settings(ctx)
+        out = ["customers", "customer_contacts"]
+        if "job" in s.opportunity_models:
+            out += list(s.job_resources)
+            out.append("jobs")
+        if "membership" in s.opportunity_models:
+            out.append("memberships")
+        return out
+
+    def authenticate(self, ctx: IntegrationContext) -> datetime:
+        return _client(ctx).authenticate()
+
+    def client(self, ctx: IntegrationContext) -> ServiceTitanClient:
+        return _client(ctx)
+
+    def fetch_page(
+        self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
+    ) -> FetchedPage:
+        from_ = cursor.cursor
+        if from_ is None and stream not in ("customers", "customer_contacts"):
+            days = int(ctx_first_sync_days(ctx))
+            from_ = (started_at - timedelta(days=days)).date().isoformat()
+        page = _client(ctx).export_page(stream, from_)
+        if page.has_more and page.continue_from == from_:
+            raise ConnectorError(
+                f"ServiceTitan export {stream} returned hasMore with an unchanged continueFrom",
+                provider="servicetitan",
+            )
+        valid: list[dict[str, Any]] = []
+        invalid: list[tuple[Any, str]] = []
+        for rec in page.records:
+            if isinstance(rec, dict) and rec.get("id") is not None:
+                valid.append(rec)
+            else:
+                invalid.append((rec, f"{stream} record without an id"))
+        return FetchedPage(stream, valid, page.continue_from, page.has_more, invalid=invalid)
+
+    # -- mapping -------------------------------------------------------------------------------
+
+    def _settings(self, ctx: IntegrationContext) -> ServiceTitanSettings:
+        assert isinstance(ctx.settings, ServiceTitanSettings)
+        return ctx.settings
+
+    def map_page(
+        self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
+    ) -> MergeBatch:
+        settings = self._settings(ctx)
+        stream = page.stream
+        batch = MergeBatch(
+            tenant_id=ctx.tenant_id,
+            integration_id=ctx.id,
+            stream=stream,
+            placeholder_emails=frozenset(settings.placeholder_emails),
+            cursor=page.next_cursor,
+            set_cursor=True,
+            fetched=len(page.records) + len(page.invalid),
+        )
+        for raw, reason in page.invalid:
+            payload = raw if isinstance(raw, dict) else {"value": raw}
+            batch.rejects.append(RejectedRecord(stream, None, reason, payload))
+        overlay: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for rec in page.records:
+            row = _mirror_row(stream, rec, batch.rejects)
+            if row is not None:
+                batch.mirror.append(row)
+                overlay[stream][row.external_id] = rec
+
+        jobs: dict[str, dict[str, Any]] = {}
+        memberships: dict[str, dict[str, Any]] = {}
+        models = settings.opportunity_models
+        if stream == "jobs":
+            jobs = dict(overlay["jobs"])
+        elif stream == "memberships":
+            memberships = dict(overlay["memberships"])
+        elif stream in _RELATED and overlay[stream]:
+            jobs, memberships = _dependants(conn, ctx, stream, list(overlay[stream].values()))
+            if "job" not in models:
+                jobs = {}
+            if "membership" not in models:
+                memberships = {}
+        if jobs or memberships:
+            batch.opportunities = _compose(conn, ctx, settings, jobs, memberships, overlay, batch)
+        return batch
+
+
+def ctx_first_sync_days(ctx: IntegrationContext) -> int:
+    from crmsync.settings import get_settings
+
+    return get_settings().first_sync_days
+
+
+def _mirror_row(
+    stream: str, rec: dict[str, Any], rejects: list[RejectedRecord]
+) -> MirrorRow | None:
+    ext = str(rec["id"])
+    try:
+        modified = parse_timestamp(rec.get("modifiedOn"))
+    except ValueError:
+        rejects.append(
+            RejectedRecord(
+                stream,
+                ext,
+                f"{stream} {ext}: modifiedOn is not a timestamp: "
+                f"{str(rec.get('modifiedOn'))[:40]!r}",
+                rec,
+            )
+        )
+        return None
+    if stream == "customers":
+        customer_ref = ext
+    else:
+        customer_ref = _ref(rec.get("customerId"))
+    parent = _ref(rec.get("jobId")) if stream in ("appointments", "estimates") else None
+    return MirrorRow(stream, ext, rec, modified, customer_ref, parent)
+
+
+def _dependants(
+    conn: psycopg.Connection[Any], ctx: IntegrationContext, stream: str, recs: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Mirrored jobs and memberships that embed the changed related records."""
+    if stream in ("appointments", "estimates"):
+        job_ids = sorted({str(r["jobId"]) for r in recs if r.get("jobId") is not None})
+        sql = (
+            "SELECT resource, external_id, payload FROM crm_record WHERE tenant_id = %s "
+            "AND integration_id = %s AND resource = 'jobs' AND external_id = ANY(%s)"
+        )
+        params: tuple[Any, ...] = (ctx.tenant_id, ctx.id, job_ids)
+    else:
+        key = "id" if stream == "customers" else "customerId"
+        customer_ids = sorted({str(r[key]) for r in recs if r.get(key) is not None})
+        sql = (
+            "SELECT resource, external_id, payload FROM crm_record WHERE tenant_id = %s "
+            "AND integration_id = %s AND resource IN ('jobs', 'memberships') "
+            "AND customer_ref = ANY(%s)"
+        )
+        params = (ctx.tenant_id, ctx.id, customer_ids)
+    jobs: dict[str, dict[str, Any]] = {}
+    memberships: dict[str, dict[str, Any]] = {}
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        for resource, ext, payload in cur:
+            (jobs if resource == "jobs" else memberships)[ext] = payload
+    return jobs, memberships
+
+
+def _created_key(rec: dict[str, Any]) -> str:
+    return str(rec.get("createdOn") or "")
+
+
+def _compose(
+    conn: psycopg.Connection[Any],
+    ctx: IntegrationContext,
+    settings: ServiceTitanSettings,
+    jobs: dict[str, dict[str, Any]],
+    memberships: dict[str, dict[str, Any]],
+    overlay: dict[str, dict[str, dict[str, Any]]],
+    batch: MergeBatch,
+) -> list[MappedOpportunity]:
+    customer_ids = sorted(
+        {
+            str(r["customerId"])
+            for r in (*jobs.values(), *memberships.values())
+            if r.get("customerId") is not None
+        }
+    )
+    job_ids = sorted(jobs)
+    wanted = [r for r in ("appointments", "estimates") if r in settings.job_resources]
+    customers: dict[str, dict[str, Any]] = {}
+    contacts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    children: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+        r: defaultdict(dict) for r in wanted
+    }
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT resource, external_id, customer_ref, parent_ref, payload FROM crm_record
+            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND (
+                (resource = 'customers' AND external_id = ANY(%(c)s))
+             OR (resource = 'customer_contacts' AND customer_ref = ANY(%(c)s))
+             OR (resource = ANY(%(w)s) AND parent_ref = ANY(%(j)s)))
+            """,
+            {"t": ctx.tenant_id, "i": ctx.id, "c": customer_ids, "w": wanted, "j": job_ids},
+        )
+        for resource, ext, customer_ref, parent_ref, payload in cur:
+            _place(resource, ext, customer_ref, parent_ref, payload, customers, contacts, children)
+    for resource in ("customers", "customer_contacts", *wanted):
+        for ext, rec in overlay.get(resource, {}).items():
+            customer_ref = ext if resource == "customers" else _ref(rec.get("customerId"))
+            _place(
+                resource,
+                ext,
+                customer_ref,
+                _ref(rec.get("jobId")),
+                rec,
+                customers,
+                contacts,
+                children,
+            )
+
+    placeholders = frozenset(settings.placeholder_emails)
+    out: list[MappedOpportunity] = []
+
+    def live(items: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in items.values() if r.get("active", True) is not False]
+
+    for model, records in (("jobs", jobs), ("memberships", memberships)):
+        for ext, rec in records.items():
+            cust_id = _ref(rec.get("customerId"))
+            customer = customers.get(cust_id) if cust_id else None
+            cust_contacts = live(contacts.get(cust_id, {})) if cust_id else []
+            try:
+                if model == "jobs":
+                    opp = map_job(
+                        rec,
+                        customer,
+                        cust_contacts,
+                        live(children["appointments"].get(ext, {}))
+                        if "appointments" in children
+                        else [],
+                        live(children["estimates"].get(ext, {})) if "estimates" in children else [],
+                        placeholder_emails=placeholders,
+                    )
+                else:
+                    opp = map_membership(
+                        rec, customer, cust_contacts, placeholder_emails=placeholders
+                    )
+            except MappingError as exc:
+                batch.rejects.append(RejectedRecord(batch.stream, ext, str(exc), rec))
+                continue
+            out.append(opp)
+    return out
+
+
+def _place(
+    resource: str,
+    ext: str,
+    customer_ref: str | None,
+    parent_ref: str | None,
+    payload: dict[str, Any],
+    customers: dict[str, dict[str, Any]],
+    contacts: dict[str, dict[str, dict[str, Any]]],
+    children: dict[str, dict[str, dict[str, dict[str, Any]]]],
+) -> None:
+    if resource == "customers":
+        customers[ext] = payload
+    elif resource == "customer_contacts":
+        if customer_ref:
+            contacts[customer_ref][ext] = payload
+    elif resource in children and parent_ref:
+        children[resource][parent_ref][ext] = payload

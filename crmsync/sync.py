@@ -1,0 +1,155 @@
+"""The sync steps as plain functions (no Prefect): what the tasks in ``tasks/`` call.
+
+Each step takes ids and small values, opens what it needs (database connection, cached CRM
+client) and returns small values or a page. Keeping them Prefect-free lets tests, the benchmark
+and a Python shell drive exactly the code the flows run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlmodel import select
+
+from crmsync import crypto, db
+from crmsync.merge import MergeBatch, MergeCounts, merge_batch
+from crmsync.providers import get_provider
+from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from models.hub import Integration, SyncRun, Tenant
+
+
+class TenantNotFoundError(LookupError):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class IntegrationRef:
+    """What a flow needs to know about an integration: ids and names, nothing secret."""
+
+    id: int
+    tenant_id: int
+    tenant_slug: str
+    name: str
+    provider: str
+
+
+def tenant_integrations(tenant_slug: str) -> list[IntegrationRef]:
+    """Enabled, unpaused integrations of a tenant, in name order."""
+    with db.session() as s:
+        tenant = s.exec(select(Tenant).where(Tenant.slug == tenant_slug)).first()
+        if tenant is None:
+            raise TenantNotFoundError(f"no tenant with slug {tenant_slug!r}")
+        rows = s.exec(
+            select(Integration)
+            .where(Integration.tenant_id == tenant.id)
+            .where(Integration.enabled == True)  # noqa: E712
+            .where(Integration.paused == False)  # noqa: E712
+            .order_by(Integration.name)
+        ).all()
+        assert tenant.id is not None
+        return [IntegrationRef(r.id or 0, tenant.id, tenant.slug, r.name, r.provider) for r in rows]
+
+
+def active_tenants() -> list[str]:
+    """Slugs of tenants with at least one enabled, unpaused integration."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT t.slug FROM tenant t WHERE EXISTS (SELECT 1 FROM integration i "
+            "WHERE i.tenant_id = t.id AND i.enabled AND NOT i.paused) ORDER BY t.slug"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def load_integration(integration_id: int) -> IntegrationContext:
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT i.id, i.tenant_id, t.slug, i.name, i.provider, i.base_url, i.auth_url, "
+            "i.credentials, i.settings FROM integration i JOIN tenant t ON t.id = i.tenant_id "
+            "WHERE i.id = %s",
+            (integration_id,),
+        ).fetchone()
+    if row is None:
+        raise LookupError(f"no integration with id {integration_id}")
+    provider = get_provider(row[4])
+    return IntegrationContext(
+        id=row[0],
+        tenant_id=row[1],
+        tenant_slug=row[2],
+        name=row[3],
+        provider=row[4],
+        base_url=row[5],
+        auth_url=row[6],
+        credentials=provider.credentials_model.model_validate(crypto.decrypt_json(row[7])),
+        settings=provider.settings_model.model_validate(row[8]),
+    )
+
+
+def streams(integration_id: int) -> list[str]:
+    ctx = load_integration(integration_id)
+    return get_provider(ctx.provider).streams(ctx)
+
+
+def authenticate(integration_id: int) -> datetime:
+    ctx = load_integration(integration_id)
+    return get_provider(ctx.provider).authenticate(ctx)
+
+
+def read_cursor(integration_id: int, stream: str) -> StreamCursor:
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT cursor, window_start, last_success_at FROM sync_cursor "
+            "WHERE integration_id = %s AND stream = %s",
+            (integration_id, stream),
+        ).fetchone()
+    return StreamCursor(*row) if row else StreamCursor(None, None, None)
+
+
+def fetch_page(integration_id: int, stream: str, started_at: datetime) -> FetchedPage:
+    ctx = load_integration(integration_id)
+    cursor = read_cursor(integration_id, stream)
+    return get_provider(ctx.provider).fetch_page(ctx, stream, cursor, started_at)
+
+
+def map_page(integration_id: int, page: FetchedPage) -> MergeBatch:
+    ctx = load_integration(integration_id)
+    with db.connect() as conn:
+        return get_provider(ctx.provider).map_page(ctx, conn, page)
+
+
+def merge(batch: MergeBatch, run_id: int | None) -> MergeCounts:
+    with db.connect() as conn:
+        return merge_batch(conn, batch, run_id)
+
+
+def start_run(tenant_slug: str, flow_run_id: str | None) -> int:
+    with db.session() as s:
+        tenant = s.exec(select(Tenant).where(Tenant.slug == tenant_slug)).first()
+        if tenant is None:
+            raise TenantNotFoundError(f"no tenant with slug {tenant_slug!r}")
+        assert tenant.id is not None
+        run = SyncRun(tenant_id=tenant.id, flow_run_id=flow_run_id)
+        s.add(run)
+        s.commit()
+        assert run.id is not None
+        return run.id
+
+
+def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> str:
+    status = "failed" if errors and not counts else "partial" if errors else "completed"
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE sync_run SET status = %s, finished_at = %s, counts = %s::jsonb, "
+            "errors = %s::jsonb WHERE id = %s",
+            (
+                status,
+                datetime.now(UTC),
+                orjson.dumps(counts).decode(),
+                orjson.dumps(errors).decode(),
+                run_id,
+            ),
+        )
+        conn.commit()
+    return status

@@ -1,0 +1,260 @@
+"""Tenants as configuration: ``crmsync tenants apply FILE.yaml``.
+
+The file is the source of truth for tenants and their integrations; applying it twice changes
+nothing the second time. ``${VAR}`` in any value is replaced from the environment. Every error
+names the file, the line and the key, and nothing is written unless the whole file is valid.
+Credentials are validated by the provider's credentials model and stored encrypted; they are
+never echoed back (the summary shows only whether they changed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import select
+
+from crmsync import crypto, db
+from crmsync.providers import PROVIDERS, UnknownProviderError, get_provider
+from models.hub import Integration, Tenant, utcnow
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ConfigError(ValueError):
+    """A tenants file that cannot be applied; the message names file, line and key."""
+
+
+class IntegrationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_SLUG)
+    provider: str
+    enabled: bool = True
+    base_url: str | None = None
+    auth_url: str | None = None
+    credentials: dict[str, Any]
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class TenantSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str = Field(pattern=_SLUG)
+    name: str = Field(min_length=1)
+    integrations: list[IntegrationSpec] = Field(default_factory=list)
+
+
+class TenantsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenants: list[TenantSpec]
+
+
+@dataclass
+class _Located:
+    value: Any
+    lines: dict[tuple[Any, ...], int]
+
+
+def _walk(
+    node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], src: str
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out:
+                raise ConfigError(f"{src}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
+            out[key] = _walk(value_node, (*path, key), lines, src)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, (*path, i), lines, src) for i, item in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    value = (
+        yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+    )
+    if isinstance(value, str) and "${" in value:
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{src}:{node.start_mark.line + 1}: environment variable {name} is not set "
+                    f"(used by {'.'.join(map(str, path))})"
+                )
+            return os.environ[name]
+
+        value = _VAR.sub(sub, value)
+    return value
+
+
+def _line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _describe(
+    src: str, lines: dict[tuple[Any, ...], int], prefix: tuple[Any, ...], err: ValidationError
+) -> str:
+    parts = []
+    for e in err.errors():
+        loc = (*prefix, *e["loc"])
+        line = _line(lines, loc)
+        where = ".".join(str(p) for p in loc)
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{src}:{line}: {where}: {msg}")
+    return "\n".join(parts)
+
+
+def load(path: Path) -> TenantsFile:
+    """Parse and fully validate a tenants file (env vars, provider credentials and settings)."""
+    src = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{src}: cannot read: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark else "?"
+        raise ConfigError(f"{src}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if node is None:
+        raise ConfigError(f"{src}:1: the file is empty; expected a 'tenants:' list")
+    lines: dict[tuple[Any, ...], int] = {}
+    raw = _walk(node, (), lines, src)
+    try:
+        parsed = TenantsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(src, lines, (), exc)) from None
+    seen: set[str] = set()
+    for ti, tenant in enumerate(parsed.tenants):
+        if tenant.slug in seen:
+            raise ConfigError(
+                f"{src}:{lines.get(('tenants', ti, 'slug'))}: duplicate tenant slug {tenant.slug!r}"
+            )
+        seen.add(tenant.slug)
+        names: set[str] = set()
+        for ii, integ in enumerate(tenant.integrations):
+            base = ("tenants", ti, "integrations", ii)
+            if integ.name in names:
+                raise ConfigError(
+                    f"{src}:{lines.get((*base, 'name'))}: duplicate integration name {integ.name!r}"
+                )
+            names.add(integ.name)
+            try:
+                provider = get_provider(integ.provider)
+            except UnknownProviderError as exc:
+                raise ConfigError(f"{src}:{lines.get((*base, 'provider'))}: {exc}") from None
+            for part, model in (
+                ("credentials", provider.credentials_model),
+                ("settings", provider.settings_model),
+            ):
+                try:
+                    model.model_validate(getattr(integ, part))
+                except ValidationError as exc:
+                    msg = _describe(src, lines, (*base, part), exc)
+                    # pydantic echoes input values: never let a credential reach the message.
+                    if part == "credentials":
+                        msg = "\n".join(m.split(" [type=")[0] for m in msg.splitlines())
+                    raise ConfigError(_redact(msg, integ.credentials)) from None
+    return parsed
+
+
+def _redact(message: str, credentials: dict[str, Any]) -> str:
+    for value in credentials.values():
+        if isinstance(value, str) and len(value) >= 4:
+            message = message.replace(value, "***")
+    return message
+
+
+@dataclass
+class ApplyResult:
+    tenants_created: int = 0
+    tenants_updated: int = 0
+    integrations_created: int = 0
+    integrations_updated: int = 0
+    unchanged: int = 0
+
+
+def apply(spec: TenantsFile) -> ApplyResult:
+    """Create or update every tenant and integration in ``spec`` in one transaction.
+
+    Integrations present in the database but absent from the file are left alone (disable them
+    with ``enabled: false``): deleting a CRM connection would delete its synced data.
+    """
+    result = ApplyResult()
+    with db.session() as s:
+        for t in spec.tenants:
+            tenant = s.exec(select(Tenant).where(Tenant.slug == t.slug)).first()
+            if tenant is None:
+                tenant = Tenant(slug=t.slug, name=t.name)
+                s.add(tenant)
+                s.flush()
+                result.tenants_created += 1
+            elif tenant.name != t.name:
+                tenant.name = t.name
+                tenant.updated_at = utcnow()
+                result.tenants_updated += 1
+            for i in t.integrations:
+                provider = get_provider(i.provider)
+                creds = provider.credentials_model.model_validate(i.credentials)
+                settings = provider.settings_model.model_validate(i.settings)
+                plain_creds = _plain(creds)
+                settings_json = settings.model_dump(mode="json")
+                row = s.exec(
+                    select(Integration).where(
+                        Integration.tenant_id == tenant.id, Integration.name == i.name
+                    )
+                ).first()
+                if row is None:
+                    s.add(
+                        Integration(
+                            tenant_id=tenant.id,
+                            name=i.name,
+                            provider=i.provider,
+                            enabled=i.enabled,
+                            base_url=i.base_url,
+                            auth_url=i.auth_url,
+                            credentials=crypto.encrypt_json(plain_creds),
+                            settings=settings_json,
+                        )
+                    )
+                    result.integrations_created += 1
+                    continue
+                changed = (
+                    row.provider != i.provider
+                    or row.enabled != i.enabled
+                    or row.base_url != i.base_url
+                    or row.auth_url != i.auth_url
+                    or row.settings != settings_json
+                    or crypto.decrypt_json(row.credentials) != plain_creds
+                )
+                if changed:
+                    row.provider, row.enabled = i.provider, i.enabled
+                    row.base_url, row.auth_url = i.base_url, i.auth_url
+                    row.settings = settings_json
+                    row.credentials = crypto.encrypt_json(plain_creds)
+                    row.updated_at = utcnow()
+                    result.integrations_updated += 1
+                else:
+                    result.unchanged += 1
+        s.commit()
+    return result
+
+
+def _plain(model: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in model:
+        out[key] = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+    return out
+
+
+__all__ = ["PROVIDERS", "ApplyResult", "ConfigError", "TenantsFile", "apply", "load"]

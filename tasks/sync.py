@@ -1,0 +1,102 @@
+"""Prefect tasks of the pull path: authenticate → fetch-modified → map → merge-opportunity.
+
+Tasks are thin: they take ids and small values, run the Prefect-free step from
+:mod:`crmsync.sync` in a worker thread (so async tenant flows interleave while one waits on HTTP
+or PostgreSQL), and return small values or one page. Retries are for transient errors only
+(:func:`retry_transient`): bad credentials or a 4xx are not going to fix themselves, and retrying
+them would only burn the CRM's rate budget. Caching is off: a page is read once per run, and
+hashing thousands of records for a cache key costs more than it could ever save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from connectors.errors import ConnectorError
+from crmsync import sync
+from crmsync.merge import MergeBatch
+from crmsync.providers.base import FetchedPage
+
+
+def retry_transient(task_: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only errors the connector marked retryable, and database disconnects."""
+    try:
+        state.result()
+    except ConnectorError as exc:
+        return exc.retryable
+    except Exception as exc:  # noqa: BLE001
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError)
+    return False
+
+
+_RETRY: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [5, 30],
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_transient,
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
+
+
+@task(name="authenticate", task_run_name="authenticate-{integration_id}", **_RETRY)
+async def authenticate(integration_id: int) -> str:
+    """Fail fast on bad credentials before any stream is touched; returns the token expiry."""
+    expires: datetime = await asyncio.to_thread(sync.authenticate, integration_id)
+    return expires.isoformat()
+
+
+@task(name="fetch-modified", task_run_name="fetch-{stream}-{integration_id}", **_RETRY)
+async def fetch_modified(integration_id: int, stream: str, started_at: datetime) -> FetchedPage:
+    """One page of records changed since the stream's committed cursor."""
+    return await asyncio.to_thread(sync.fetch_page, integration_id, stream, started_at)
+
+
+@task(name="map", task_run_name="map-{integration_id}", **_RETRY)
+async def map_records(integration_id: int, page: FetchedPage) -> MergeBatch:
+    """Raw records → standard opportunity fields (+ quarantined records with reasons)."""
+    return await asyncio.to_thread(sync.map_page, integration_id, page)
+
+
+@task(name="merge-opportunity", task_run_name="merge-{integration_id}", **_RETRY)
+async def merge_opportunities(batch: MergeBatch, run_id: int) -> dict[str, int]:
+    """Contacts + opportunities + mirror + rejects + cursor, in one transaction."""
+    counts = await asyncio.to_thread(sync.merge, batch, run_id)
+    return counts.as_dict()
+
+
+@task(name="start-run", cache_policy=NO_CACHE, persist_result=False)
+async def start_run(tenant_slug: str, flow_run_id: str | None) -> int:
+    return await asyncio.to_thread(sync.start_run, tenant_slug, flow_run_id)
+
+
+@task(
+    name="list-integrations",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=5,
+)
+async def list_integrations(tenant_slug: str) -> list[sync.IntegrationRef]:
+    return await asyncio.to_thread(sync.tenant_integrations, tenant_slug)
+
+
+@task(name="list-streams", cache_policy=NO_CACHE, persist_result=False)
+async def list_streams(integration_id: int) -> list[str]:
+    return await asyncio.to_thread(sync.streams, integration_id)
+
+
+@task(
+    name="finish-run", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=5
+)
+async def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> str:
+    return await asyncio.to_thread(sync.finish_run, run_id, counts, errors)

@@ -1,0 +1,245 @@
+"""The seeds' merge rules, against a real PostgreSQL (crmsync.merge)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from crmsync import db
+from crmsync.merge import MergeBatch, MergeCounts, merge_batch
+from models.standard import MappedOpportunity, RejectedRecord
+from tests.factories import make_integration, make_tenant, opp, ts
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+def merge(
+    tenant: int,
+    integ: int,
+    opps: list[MappedOpportunity],
+    *,
+    placeholders: frozenset[str] = frozenset(),
+    on_created: bool = False,
+    cursor: str | None = None,
+    rejects: list[RejectedRecord] | None = None,
+) -> MergeCounts:
+    batch = MergeBatch(
+        tenant_id=tenant, integration_id=integ, stream="jobs", opportunities=opps,
+        placeholder_emails=placeholders, match_on_created_at=on_created, cursor=cursor,
+        set_cursor=cursor is not None, rejects=rejects or [], fetched=len(opps),
+    )
+    with db.connect() as conn:
+        return merge_batch(conn, batch, None)
+
+
+def rows(sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def st() -> tuple[int, int]:
+    tenant = make_tenant("acme")
+    return tenant, make_integration(tenant)
+
+
+def test_opportunity_replaces_the_existing_one_when_external_id_matches(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", status="Scheduled", updated=ts(2))])
+    counts = merge(*st, [opp("J1", status="Completed", updated=ts(3))])
+    assert (counts.created, counts.updated) == (0, 1)
+    assert rows("SELECT external_id, status FROM opportunity") == [("J1", "Completed")]
+
+
+def test_new_opportunity_is_created_when_external_id_does_not_match(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1")])
+    counts = merge(*st, [opp("J2")])
+    assert counts.created == 1
+    assert rows("SELECT count(*), count(DISTINCT contact_id) FROM opportunity") == [(2, 1)]
+
+
+def test_same_external_id_in_another_model_is_a_different_opportunity(st: tuple[int, int]) -> None:
+    merge(*st, [opp("7", model="job"), opp("7", model="membership")])
+    assert rows("SELECT count(*) FROM opportunity") == [(2,)]
+
+
+def test_opportunity_attaches_to_the_contact_of_the_same_external_contact_id(
+    st: tuple[int, int],
+) -> None:
+    merge(*st, [opp("J1", contact="C9", phone="+15550000001")])
+    merge(*st, [opp("J2", contact="C9", phone="+15550000002", email="new@x.com")])
+    assert rows("SELECT count(*) FROM contact") == [(1,)]
+
+
+def test_contact_matches_by_phone_when_the_external_contact_id_is_new(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", contact="C1", phone="+15551230000")])
+    merge(*st, [opp("J2", contact="C2", phone="+15551230000", email="b@x.com")])
+    assert rows("SELECT count(*) FROM contact") == [(1,)]
+    assert rows("SELECT count(DISTINCT contact_id) FROM opportunity") == [(1,)]
+
+
+def test_contact_matches_by_email_when_neither_id_nor_phone_match(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", contact="C1", phone="+15551230000", email="ann@x.com")])
+    merge(*st, [opp("J2", contact="C2", phone="+15559990000", email="ann@x.com")])
+    assert rows("SELECT count(*) FROM contact") == [(1,)]
+
+
+def test_phone_match_wins_over_email_match(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", contact="C1", phone="+15551110000", email="a@x.com")])
+    merge(*st, [opp("J2", contact="C2", phone="+15552220000", email="b@x.com")])
+    merge(*st, [opp("J3", contact="C3", phone="+15552220000", email="a@x.com")])
+    owner = rows(
+        "SELECT o.external_id FROM opportunity o JOIN opportunity j3 ON j3.contact_id = o.contact_id "
+        "WHERE j3.external_id = 'J3' AND o.external_id <> 'J3'"
+    )
+    assert owner == [("J2",)]
+
+
+def test_placeholder_email_never_matches_a_contact(st: tuple[int, int]) -> None:
+    ph = frozenset({"noemail@acme.com"})
+    merge(*st, [opp("J1", contact="C1", email="noemail@acme.com")], placeholders=ph)
+    merge(*st, [opp("J2", contact="C2", email="noemail@acme.com")], placeholders=ph)
+    assert rows("SELECT count(*) FROM contact") == [(2,)]
+    assert rows("SELECT count(*) FROM contact WHERE email IS NOT NULL") == [(0,)]
+    assert rows("SELECT DISTINCT email FROM opportunity") == [("noemail@acme.com",)]
+
+
+def test_placeholder_email_in_the_same_page_never_merges_two_people(st: tuple[int, int]) -> None:
+    ph = frozenset({"noemail@acme.com"})
+    merge(
+        *st,
+        [opp("J1", contact="C1", email="noemail@acme.com"), opp("J2", contact="C2", email="noemail@acme.com")],
+        placeholders=ph,
+    )
+    assert rows("SELECT count(*) FROM contact") == [(2,)]
+
+
+def test_new_contact_is_created_when_nothing_matches(st: tuple[int, int]) -> None:
+    counts = merge(*st, [opp("J1", contact="C1", phone="+15550001111", email="z@x.com")])
+    assert counts.contacts_created == 1
+    assert rows("SELECT email, phone, first_name, last_name FROM contact") == [
+        ("z@x.com", "+15550001111", "Ann", "Lee")
+    ]
+
+
+def test_records_of_one_page_that_share_a_phone_get_one_new_contact(st: tuple[int, int]) -> None:
+    counts = merge(
+        *st,
+        [opp("J1", contact="C1", phone="+15550002222"), opp("J2", contact="C2", phone="+15550002222")],
+    )
+    assert counts.contacts_created == 1
+    assert rows("SELECT count(DISTINCT contact_id) FROM opportunity") == [(1,)]
+
+
+def test_older_data_never_overwrites_newer(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", status="Completed", updated=ts(5))])
+    counts = merge(*st, [opp("J1", status="Scheduled", updated=ts(3))])
+    assert (counts.updated, counts.unchanged) == (0, 1)
+    assert rows("SELECT status FROM opportunity") == [("Completed",)]
+
+
+def test_newest_record_wins_when_a_page_repeats_an_external_id(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", status="New", updated=ts(4)), opp("J1", status="Old", updated=ts(3))])
+    assert rows("SELECT status FROM opportunity") == [("New",)]
+
+
+def test_two_tenants_with_the_same_email_and_phone_never_share_a_contact() -> None:
+    a = make_tenant("a")
+    b = make_tenant("b")
+    ia, ib = make_integration(a), make_integration(b)
+    same = {"contact": "C1", "phone": "+15553334444", "email": "same@x.com"}
+    merge(a, ia, [opp("J1", **same)])  # type: ignore[arg-type]
+    merge(b, ib, [opp("J1", **same)])  # type: ignore[arg-type]
+    assert rows("SELECT tenant_id, count(*) FROM contact GROUP BY 1 ORDER BY 1") == [(a, 1), (b, 1)]
+    assert rows(
+        "SELECT count(*) FROM opportunity o JOIN contact c ON c.id = o.contact_id "
+        "WHERE c.tenant_id <> o.tenant_id"
+    ) == [(0,)]
+
+
+def test_merging_the_same_page_twice_changes_nothing(st: tuple[int, int]) -> None:
+    page = [opp(f"J{i}", contact=f"C{i % 3}", phone=f"+1555000{i:04d}") for i in range(20)]
+    first = merge(*st, page)
+    before = rows("SELECT id, contact_id, updated_at FROM opportunity ORDER BY id")
+    second = merge(*st, page)
+    assert (first.created, second.created, second.updated, second.unchanged) == (20, 0, 0, 20)
+    assert rows("SELECT id, contact_id, updated_at FROM opportunity ORDER BY id") == before
+    assert rows("SELECT count(*) FROM contact") == [(3,)]
+
+
+def test_matched_contact_gains_missing_fields_but_keeps_existing_ones(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", contact="C1", email=None, phone="+15550009999", first="Ann")])
+    merge(*st, [opp("J2", contact="C1", email="ann@x.com", phone="+15550008888", first="Anne")])
+    assert rows("SELECT email, phone, first_name FROM contact") == [
+        ("ann@x.com", "+15550009999", "Ann")
+    ]
+
+
+def test_leadperfection_updates_only_when_external_id_and_created_at_both_match(
+    st: tuple[int, int],
+) -> None:
+    merge(*st, [opp("L1", created=ts(1), status="A")], on_created=True)
+    merge(*st, [opp("L1", created=ts(1), status="B", updated=ts(3))], on_created=True)
+    merge(*st, [opp("L1", created=ts(2), status="C", updated=ts(3))], on_created=True)
+    assert rows("SELECT status FROM opportunity ORDER BY external_created_at") == [("B",), ("C",)]
+
+
+def test_cursor_commits_in_the_same_transaction_as_the_page(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1")], cursor="tok-1")
+    assert rows("SELECT stream, cursor FROM sync_cursor") == [("jobs", "tok-1")]
+    bad = opp("J2")
+    bad.external_created_at = "not a time"  # type: ignore[assignment]  # PostgreSQL refuses it
+    with pytest.raises(psycopg.Error):
+        merge(*st, [bad], cursor="tok-2")
+    assert rows("SELECT cursor FROM sync_cursor") == [("tok-1",)]
+    assert rows("SELECT external_id FROM opportunity") == [("J1",)]
+
+
+def test_rejected_record_is_kept_with_reason_and_payload_once(st: tuple[int, int]) -> None:
+    rej = RejectedRecord("jobs", "J9", "job J9: modifiedOn is not a timestamp: 'x'", {"id": 9})
+    merge(*st, [], rejects=[rej])
+    merge(*st, [], rejects=[rej])
+    assert rows("SELECT external_key, reason, payload, times_seen FROM rejected_record") == [
+        ("J9", rej.reason, {"id": 9}, 2)
+    ]
+
+
+def test_rejection_is_cleared_once_the_record_merges(st: tuple[int, int]) -> None:
+    merge(*st, [], rejects=[RejectedRecord("jobs", "J9", "bad", {"id": 9})])
+    merge(*st, [opp("J9")])
+    assert rows("SELECT count(*) FROM rejected_record") == [(0,)]
+
+
+def test_nul_characters_in_crm_text_do_not_fail_the_page(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", first="A\x00nn", details={"summary": "a\x00b"})])
+    assert rows("SELECT first_name, details->>'summary' FROM opportunity") == [("Ann", "ab")]
+
+
+def test_merge_uses_a_fixed_number_of_statements_per_page(st: tuple[int, int]) -> None:
+    page = [opp(f"J{i}", contact=f"C{i}", phone=f"+1555100{i:04d}") for i in range(500)]
+    statements = 0
+    with db.connect() as conn:
+
+        def count(*_: Any) -> None:
+            nonlocal statements
+            statements += 1
+
+        conn.add_notice_handler(count)
+        original = psycopg.Cursor.execute
+
+        def counting(self: psycopg.Cursor[Any], *a: Any, **k: Any) -> Any:
+            nonlocal statements
+            statements += 1
+            return original(self, *a, **k)
+
+        psycopg.Cursor.execute = counting  # type: ignore[method-assign]
+        try:
+            merge_batch(
+                conn,
+                MergeBatch(tenant_id=st[0], integration_id=st[1], stream="jobs", opportunities=page),
+                None,
+            )
+        finally:
+            psycopg.Cursor.execute = original  # type: ignore[method-assign]
+    assert statements <= 10
