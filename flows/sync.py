@@ -61,6 +61,11 @@ async def sync_tenant(
         ),
     ],
 ) -> dict[str, Any]:
+    """Pull every enabled, unpaused integration of one tenant into the hub.
+
+    Args:
+        tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
+    """
     logger = get_run_logger()
     started_at = _started_at()
     run_id = await start_run(tenant_slug, str(flow_run.id) if flow_run.id else None)
@@ -114,6 +119,13 @@ async def sync_all_tenants(
         Field(description="Only these tenant slugs (default: every active tenant)."),
     ] = None,
 ) -> State[Any]:
+    """Run sync-tenant for every tenant with an enabled integration; one failing tenant never
+    stops the others, and the final state names the ones that failed.
+
+    Args:
+        max_concurrency: Tenants synced at once.
+        tenants: Only these tenant slugs (default: every active tenant).
+    """
     from crmsync.sync import active_tenants
 
     slugs = tenants or await asyncio.to_thread(active_tenants)

@@ -1,0 +1,204 @@
+"""``crmsync``: the operator and engineer command line.
+
+Prefect runs in local mode unless ``PREFECT_API_URL`` points at a server; local mode keeps its
+state in ``<data_dir>/prefect`` rather than ``~/.prefect`` so a checkout never touches the
+developer's other Prefect projects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+os.environ.setdefault(
+    "PREFECT_HOME",
+    str((Path(os.environ.get("CRMSYNC_DATA_DIR", ".crmsync")) / "prefect").resolve()),
+)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+app = typer.Typer(help="CRM ⇄ hub integration service.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants and their CRM integrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The hub database.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (also done by every command that needs the schema)."""
+    from crmsync import db
+
+    db.upgrade()
+    console.print("database is at the latest migration")
+
+
+@tenants_app.command("apply")
+def tenants_apply(
+    file: Annotated[Path, typer.Argument(help="YAML file with a 'tenants:' list")],
+) -> None:
+    """Create or update tenants and integrations from FILE (idempotent)."""
+    from crmsync import db, tenants
+
+    try:
+        spec = tenants.load(file)
+    except tenants.ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    db.upgrade()
+    result = tenants.apply(spec)
+    console.print(
+        f"tenants: {result.tenants_created} created, {result.tenants_updated} updated; "
+        f"integrations: {result.integrations_created} created, "
+        f"{result.integrations_updated} updated, {result.unchanged} unchanged"
+    )
+
+
+@app.command("sync")
+def sync(
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug; omit with --all")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every active tenant")] = False,
+    concurrency: Annotated[int, typer.Option(help="Tenants at once with --all")] = 4,
+) -> None:
+    """Run the sync flow now, in this process (Prefect local mode or PREFECT_API_URL)."""
+    from crmsync import db
+    from flows.sync import sync_all_tenants, sync_tenant
+
+    if not tenant and not all_:
+        err.print("give --tenant SLUG or --all")
+        raise typer.Exit(2)
+    db.upgrade()
+    if tenant:
+        state = asyncio.run(sync_tenant(tenant, return_state=True))  # type: ignore[call-overload]
+    else:
+        state = asyncio.run(sync_all_tenants(max_concurrency=concurrency, return_state=True))  # type: ignore[call-overload]
+    print_status(tenant)
+    if not state.is_completed():
+        err.print(f"[red]{state.name}[/red]: {state.message}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status(tenant: Annotated[str | None, typer.Option(help="Only this tenant")] = None) -> None:
+    """Each tenant's integrations, stream cursors and last run counts."""
+    from crmsync import db
+
+    db.upgrade()
+    print_status(tenant)
+
+
+def _rows(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    from crmsync import db
+
+    with db.connect() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def print_status(tenant: str | None = None) -> None:
+    where = "WHERE t.slug = %s" if tenant else ""
+    params: tuple[Any, ...] = (tenant,) if tenant else ()
+    integrations = Table(title="Integrations", show_lines=False)
+    for col in (
+        "tenant",
+        "integration",
+        "provider",
+        "state",
+        "opportunities",
+        "contacts",
+        "rejected",
+    ):
+        integrations.add_column(col)
+    for row in _rows(
+        f"""
+        SELECT t.slug, i.name, i.provider,
+               CASE WHEN NOT i.enabled THEN 'disabled' WHEN i.paused THEN 'paused' ELSE 'active' END,
+               (SELECT count(*) FROM opportunity o WHERE o.integration_id = i.id),
+               (SELECT count(DISTINCT o.contact_id) FROM opportunity o WHERE o.integration_id = i.id),
+               (SELECT count(*) FROM rejected_record r WHERE r.integration_id = i.id)
+        FROM integration i JOIN tenant t ON t.id = i.tenant_id {where} ORDER BY t.slug, i.name
+        """,
+        params,
+    ):
+        integrations.add_row(*(str(v) for v in row))
+    console.print(integrations)
+
+    cursors = Table(title="Stream cursors")
+    for col in ("tenant", "integration", "stream", "cursor", "last success (UTC)"):
+        cursors.add_column(col)
+    for row in _rows(
+        f"""
+        SELECT t.slug, i.name, c.stream, left(coalesce(c.cursor, ''), 40),
+               to_char(c.last_success_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+        FROM sync_cursor c JOIN integration i ON i.id = c.integration_id
+        JOIN tenant t ON t.id = c.tenant_id {where} ORDER BY 1, 2, 3
+        """,
+        params,
+    ):
+        cursors.add_row(*(str(v) for v in row))
+    console.print(cursors)
+
+    runs = Table(title="Last run per tenant")
+    for col in (
+        "tenant",
+        "run",
+        "status",
+        "fetched",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "errors",
+    ):
+        runs.add_column(col)
+    for slug, run_id, state, counts, errors in _rows(
+        f"""
+        SELECT DISTINCT ON (t.slug) t.slug, r.id, r.status, r.counts, r.errors
+        FROM sync_run r JOIN tenant t ON t.id = r.tenant_id {where}
+        ORDER BY t.slug, r.started_at DESC
+        """,
+        params,
+    ):
+        totals = {
+            k: sum(int(c.get(k, 0)) for c in counts.values())
+            for k in ("fetched", "created", "updated", "unchanged", "rejected")
+        }
+        runs.add_row(
+            slug,
+            str(run_id),
+            state,
+            *(str(totals[k]) for k in totals),
+            "; ".join(f"{k}: {v}" for k, v in errors.items())[:80],
+        )
+    console.print(runs)
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the ServiceTitan emulator")] = 9001,
+    jobs: Annotated[int, typer.Option(help="Jobs per demo tenant")] = 200,
+) -> None:
+    """Sandbox CRMs on loopback + demo tenants + a full sync through Prefect, twice."""
+    from sandbox.demo import run_demo
+
+    ok = run_demo(port=port, jobs=jobs, console=console)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("serve")
+def serve() -> None:
+    """Serve the deployments from prefect.yaml in this process (no work pool needed)."""
+    from deployments.serve import serve_all
+
+    serve_all()
+
+
+def main() -> None:  # pragma: no cover
+    app(sys.argv[1:])
