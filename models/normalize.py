@@ -97,22 +97,27 @@ def parse_timestamp(value: object, naive_tz: tzinfo = UTC) -> datetime | None:
     """
     if value is None:
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
+    if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(text)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"not a timestamp: {value!r}") from None
+            text = value.strip()
+            if not text:
+                return None
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"not a timestamp: {value!r}") from None
+    elif isinstance(value, datetime):
+        parsed = value
     else:
         raise ValueError(f"not a timestamp: {value!r}")
     tz = parsed.tzinfo
     if tz is UTC:
         return parsed
     if tz is None:
+        if naive_tz is UTC:
+            return parsed.replace(tzinfo=UTC)
         return parsed.replace(tzinfo=naive_tz).astimezone(UTC)
     return parsed.astimezone(UTC)
 
@@ -137,15 +142,11 @@ def split_name(full: str | None) -> tuple[str | None, str | None]:
     return words[0], words[1].strip() or None
 
 
-def _created_key(item: Mapping[str, Any]) -> tuple[datetime, int, float, str]:
+def _created_or_oldest(value: object) -> datetime:
     try:
-        created = parse_timestamp(item.get("createdOn")) or _OLDEST
+        return parse_timestamp(value) or _OLDEST
     except ValueError:
-        created = _OLDEST
-    ident = item.get("id")
-    if isinstance(ident, int | float) and not isinstance(ident, bool):
-        return created, 1, ident, ""
-    return created, 0, 0, "" if ident is None else str(ident)
+        return _OLDEST
 
 
 def sort_newest_first(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -153,12 +154,30 @@ def sort_newest_first(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, A
 
     This is the seeds' list order ("sorted by created date in descending order"), so index 1 is
     the most recently created record. Lists with no ``createdOn`` at all keep their order
-    (custom fields, tags). A missing or unparseable ``createdOn`` sorts as oldest rather than
-    failing the record: it only decides a position in a details list.
+    (custom fields, external data). A missing or unparseable ``createdOn`` sorts as oldest rather
+    than failing the record: it only decides a position in a details list.
     """
-    if len(items) < 2 or not any("createdOn" in item for item in items):
+    count = len(items)
+    if count < 2:
         return list(items)
-    return sorted(items, key=_created_key, reverse=True)
+    created = [item.get("createdOn") for item in items]
+    if created.count(None) == count:
+        return list(items)
+    stamps = [_created_or_oldest(value) for value in created]
+    ids: list[Any] = [item.get("id") for item in items]
+    if list(map(type, ids)).count(int) != count:
+        ids = [_id_key(ident) for ident in ids]
+    # Decorate-sort-undecorate: tuples compare in C, much cheaper than a Python key function.
+    # The trailing position only breaks exact (createdOn, id) ties and never compares records.
+    ranked = sorted(zip(stamps, ids, range(count), strict=True), reverse=True)
+    return [items[rank[2]] for rank in ranked]
+
+
+def _id_key(ident: object) -> tuple[int, float, str]:
+    # Numeric ids above strings, each compared in its own kind, so mixed ids never TypeError.
+    if isinstance(ident, int | float) and not isinstance(ident, bool):
+        return 1, ident, ""
+    return 0, 0, "" if ident is None else str(ident)
 
 
 def flatten_records(key: str, items: Sequence[Mapping[str, Any]], out: dict[str, Any]) -> None:
@@ -178,28 +197,55 @@ def flatten_details(prefix: str, value: object, out: dict[str, Any]) -> None:
     items are all objects becomes 1-based indexed keys in :func:`sort_newest_first` order
     (``appointments:1:modifiedOn`` is the newest appointment's). Other lists (scalars, mixed,
     empty) stay JSON lists under their key. An empty ``prefix`` flattens a dict's fields to the top
-    level. Values are stored as given, so JSON input stays JSON-serialisable.
+    level. Values are stored as given, not copied (scalar lists are shared with the input), so
+    JSON input stays JSON-serialisable. Containers are recognised as plain ``dict``/``list``,
+    which is what JSON decoders produce.
     """
-    if isinstance(value, dict):
-        _flatten_dict(f"{prefix}:" if prefix else "", value, out)
-    elif isinstance(value, list):
+    if type(value) is dict:
+        if prefix:
+            _flatten_dict(f"{prefix}:", value, out)
+        else:
+            _flatten_top(value, out)
+    elif type(value) is list:
         _flatten_list(prefix, value, out)
     else:
         out[prefix] = value
 
 
+# The loops below run for every field of every record (about 160 detail keys per job with its
+# customer, contacts, appointments and estimates), so they use exact ``type() is`` checks and no
+# helper calls for scalars.
+
+
 def _flatten_dict(head: str, record: Mapping[str, Any], out: dict[str, Any]) -> None:
     for name, value in record.items():
-        if isinstance(value, dict):
+        kind = type(value)
+        if kind is dict:
             _flatten_dict(f"{head}{name}:", value, out)
-        elif isinstance(value, list):
+        elif kind is list:
             _flatten_list(f"{head}{name}", value, out)
         else:
             out[f"{head}{name}"] = value
 
 
+def _flatten_top(record: Mapping[str, Any], out: dict[str, Any]) -> None:
+    # Top-level keys are the field names themselves: copy them in C, then replace the containers.
+    out.update(record)
+    for name, value in record.items():
+        kind = type(value)
+        if kind is dict:
+            del out[name]
+            _flatten_dict(f"{name}:", value, out)
+        elif kind is list:
+            del out[name]
+            _flatten_list(name, value, out)
+
+
 def _flatten_list(key: str, items: list[Any], out: dict[str, Any]) -> None:
-    if items and all(isinstance(item, dict) for item in items):
-        flatten_records(key, sort_newest_first(items), out)
+    if items and type(items[0]) is dict and list(map(type, items)).count(dict) == len(items):
+        if len(items) > 1:
+            items = sort_newest_first(items)
+        for index, item in enumerate(items, 1):
+            _flatten_dict(f"{key}:{index}:", item, out)
     else:
-        out[key] = list(items)
+        out[key] = items

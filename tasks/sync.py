@@ -26,16 +26,17 @@ from crmsync.providers.base import FetchedPage
 
 
 def retry_transient(task_: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only errors the connector marked retryable, and database disconnects."""
-    try:
-        state.result()
-    except ConnectorError as exc:
-        return exc.retryable
-    except Exception as exc:  # noqa: BLE001
-        import psycopg
+    """Retry only errors the connector marked retryable, and database disconnects.
 
-        return isinstance(exc, psycopg.OperationalError)
-    return False
+    Prefect hands the exception over as the failed state's data (``Failed(data=exc)``); reading
+    it there avoids ``state.result()``, which is a coroutine inside async flows.
+    """
+    import psycopg
+
+    exc = state.data
+    if isinstance(exc, ConnectorError):
+        return exc.retryable
+    return isinstance(exc, psycopg.OperationalError)
 
 
 _RETRY: dict[str, Any] = {
@@ -67,7 +68,7 @@ async def map_records(integration_id: int, page: FetchedPage) -> MergeBatch:
     return await asyncio.to_thread(sync.map_page, integration_id, page)
 
 
-@task(name="merge-opportunity", task_run_name="merge-{integration_id}", **_RETRY)
+@task(name="merge-opportunity", task_run_name="merge-run-{run_id}", **_RETRY)
 async def merge_opportunities(batch: MergeBatch, run_id: int) -> dict[str, int]:
     """Contacts + opportunities + mirror + rejects + cursor, in one transaction."""
     counts = await asyncio.to_thread(sync.merge, batch, run_id)

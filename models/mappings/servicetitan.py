@@ -32,7 +32,8 @@ from models.standard import MappedOpportunity, MappingError
 __all__ = ["PLACEHOLDER_EMAIL_DETAIL", "map_job", "map_membership"]
 
 #: Details key set to True when the opportunity's email is one of the tenant's placeholder
-#: emails; the merge layer never matches contacts on such an email.
+#: emails (seed 002, "Configure a filter for placeholder emails"). The email itself is kept; the
+#: merge layer decides matching, and the flag records what the tenant's filter said at sync time.
 PLACEHOLDER_EMAIL_DETAIL = "hub:placeholder_email"
 
 # Contact ``type`` values, lower-cased: the seed writes "email"/"mobilePhone"/"phone", the wire
@@ -61,21 +62,22 @@ def map_job(
     and estimate), ignoring missing ones: the seed uses it to sort opportunities, so a new
     estimate on an old job brings the job forward. See :func:`_map` for the shared rules.
 
+    ``placeholder_emails`` holds the tenant's placeholder addresses in
+    :func:`models.normalize.normalize_email` form (trimmed, lower-case).
+
     Raises MappingError naming the field when the job has no ``id`` or a timestamp that feeds a
     standard field is not a timestamp.
     """
-    sorted_appointments = sort_newest_first(appointments)
-    sorted_estimates = sort_newest_first(estimates)
     opportunity = _map("job", "jobStatus", job, customer, contacts, placeholder_emails)
     details = opportunity.details
     updated = opportunity.external_updated_at
-    for key, records in (
-        ("appointments", sorted_appointments),
-        ("estimates", sorted_estimates),
-    ):
+    for key, records in (("appointments", appointments), ("estimates", estimates)):
         if not records:
             continue
-        newest = _timestamp("job", opportunity.external_id, f"{key}:1:modifiedOn", records[0])
+        records = sort_newest_first(records)
+        newest = _timestamp(
+            "job", opportunity.external_id, f"{key}:1:modifiedOn", records[0].get("modifiedOn")
+        )
         if newest is not None and (updated is None or newest > updated):
             updated = newest
         flatten_records(key, records, details)
@@ -119,20 +121,22 @@ def _map(
       does not normalize (``"n/a"``, ``"555-1234"``) falls through to the next candidate of the
       same kind and then the next kind, rather than leaving the field None: the seed's
       "IF ABOVE IS MISSING" intent is a usable value, and an unusable one is as good as missing.
-      Contacts passed without a customer record are still used: they are the customer's.
+    - Contacts marked ``active: false`` (deleted ones, which the export feeds include) are left
+      out of ``customer:contacts`` entirely: a deleted email must not become the address the hub
+      matches contacts on. Contacts passed without a customer record are still used: they are
+      the customer's.
     - Names come from ``customer:name`` per :func:`models.normalize.split_name`.
     """
     ident = record.get("id")
     if ident is None or ident == "":
         raise MappingError(f"{model}: id is missing")
     external_id = str(ident)
-    created = _timestamp(model, external_id, "createdOn", record)
-    updated = _timestamp(model, external_id, "modifiedOn", record)
+    created = _timestamp(model, external_id, "createdOn", record.get("createdOn"))
+    updated = _timestamp(model, external_id, "modifiedOn", record.get("modifiedOn"))
 
     details: dict[str, Any] = {}
     flatten_details("", record, details)
 
-    sorted_contacts = sort_newest_first(contacts)
     contact_id: object = None
     first_name = last_name = None
     if customer is not None:
@@ -141,10 +145,15 @@ def _map(
         first_name, last_name = split_name(customer.get("name"))
     if contact_id is None:
         contact_id = record.get("customerId")
-    flatten_records("customer:contacts", sorted_contacts, details)
-    email, phone = _email_and_phone(sorted_contacts)
-    if email is not None and email in placeholder_emails:
-        details[PLACEHOLDER_EMAIL_DETAIL] = True
+
+    email = phone = None
+    if contacts:
+        live = [contact for contact in contacts if contact.get("active") is not False]
+        live = sort_newest_first(live)
+        flatten_records("customer:contacts", live, details)
+        email, phone = _email_and_phone(live)
+        if email is not None and email in placeholder_emails:
+            details[PLACEHOLDER_EMAIL_DETAIL] = True
 
     status = record.get(status_field)
     return MappedOpportunity(
@@ -162,12 +171,13 @@ def _map(
     )
 
 
-def _timestamp(model: str, external_id: str, field: str, record: Record) -> datetime | None:
-    value = record.get(field.rpartition(":")[2])
+def _timestamp(model: str, external_id: str, field: str, value: object) -> datetime | None:
     try:
         return parse_timestamp(value)
     except ValueError:
-        raise MappingError(f"{model} {external_id}: {field} is not a timestamp: {value!r}") from None
+        raise MappingError(
+            f"{model} {external_id}: {field} is not a timestamp: {value!r}"
+        ) from None
 
 
 def _email_and_phone(contacts: Iterable[Record]) -> tuple[str | None, str | None]:

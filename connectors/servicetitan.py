@@ -1,0 +1,511 @@
+"""ServiceTitan connector: client-credentials auth, incremental export reads, lookups and notes.
+
+Reference: ``/work/shared/reference/crm-apis.md`` §1 and the vendor OpenAPI documents
+(https://developer.servicetitan.io/api/docs/apis/tenant-jpm-v2, ``tenant-crm-v2``,
+``tenant-memberships-v2``, ``tenant-salestech-v2``).
+
+**Why the export feeds, not ``modifiedOnOrAfter`` list queries.** Incremental reads use the
+"data export" endpoints (https://developer.servicetitan.io/docs/transactional-and-export-apis):
+
+* The ``continueFrom`` token marks an exact position in the feed. A timestamp cursor cannot: many
+  records share one ``modifiedOn`` (bulk edits, imports), and an inclusive bound re-reads them
+  while an exclusive one drops those not yet seen.
+* The token is an opaque string we can store in the same transaction as the page it follows
+  (ARCHITECTURE.md §2.1): after a crash the next run resumes at the first unmerged page, and at
+  worst repeats one page, which the idempotent merge absorbs.
+* Exports include inactive and deleted records (``active: false``); list endpoints default to
+  active-only, so deactivations would never reach the hub.
+* A ``page=N`` walk over a list sorted by ``modifiedOn`` drifts while records change during
+  paging (an edited record moves to the end, shifting every later record up and out of reach).
+  A continuation token does not drift.
+* One request returns a large page, which keeps a 100k-record backfill within the 60 requests per
+  second per app and tenant rate limit (crm-apis.md §1.10).
+
+``includeRecentChanges`` stays off so paging is exact; records are still de-duplicated by id
+within a page because the feed may repeat a record that changed again while being exported.
+
+**First sync.** A new integration "will begin syncing your last 90 days of data" (Hatch's
+ServiceTitan article, seed 002). With no stored token the first export call passes
+:func:`first_sync_from` as ``from``: a date string, which the export API reads as a lower bound on
+``modifiedOn``; afterwards only ``continueFrom`` tokens are passed.
+
+**Notes** (push side, crm-apis.md §1.8) are creates and therefore never blindly retried; see
+:mod:`connectors.http`. Job notes come back without an ``id``, so a push that must check for an
+earlier attempt lists the parent's notes and looks for its idempotency key in the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from connectors.errors import (
+    AuthError,
+    BadRequestError,
+    ResponseFormatError,
+)
+from connectors.http import HttpEngine, TokenProvider
+
+__all__ = [
+    "DEFAULT_AUTH_URL",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TOKEN_CACHE",
+    "EXPORT_PATHS",
+    "FIRST_SYNC_DAYS",
+    "CachedToken",
+    "ExportPage",
+    "ServiceTitanClient",
+    "ServiceTitanCredentials",
+    "TokenCache",
+    "first_sync_from",
+]
+
+PROVIDER = "servicetitan"
+DEFAULT_BASE_URL = "https://api.servicetitan.io"
+DEFAULT_AUTH_URL = "https://auth.servicetitan.io/connect/token"
+FIRST_SYNC_DAYS = 90
+TOKEN_REFRESH_MARGIN = 60.0
+"""Seconds before expiry at which a cached token is replaced (clock skew, slow calls)."""
+_BEGINNING_OF_TIME = "2000-01-01T00:00:00Z"
+MAX_IDS_PER_CALL = 50
+"""List endpoints accept at most 50 comma-separated ``ids`` (crm-apis.md §1.4)."""
+
+EXPORT_PATHS: dict[str, str] = {
+    "jobs": "/jpm/v2/tenant/{tenant}/export/jobs",
+    "appointments": "/jpm/v2/tenant/{tenant}/export/appointments",
+    "customers": "/crm/v2/tenant/{tenant}/export/customers",
+    "customer_contacts": "/crm/v2/tenant/{tenant}/export/customers/contacts",
+    "locations": "/crm/v2/tenant/{tenant}/export/locations",
+    "memberships": "/memberships/v2/tenant/{tenant}/export/memberships",
+    # Irregular on purpose: the sales module exposes /estimates/export, not /export/estimates.
+    "estimates": "/sales/v2/tenant/{tenant}/estimates/export",
+}
+
+
+@dataclass(frozen=True)
+class ServiceTitanCredentials:
+    """One ServiceTitan integration's credentials (client id/secret are per tenant and environment).
+
+    The secret and app key are left out of ``repr``/``str`` so a logged or rendered credentials
+    object shows only the client id and tenant.
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    app_key: str = field(repr=False)
+    tenant_id: str
+
+    def __post_init__(self) -> None:
+        if not self.client_id or not self.client_secret or not self.app_key:
+            raise ValueError("client_id, client_secret and app_key must be non-empty")
+        tenant = self.tenant_id
+        if not (isinstance(tenant, str) and tenant.isascii() and tenant.isdigit()):
+            raise ValueError("tenant_id must be a string of ASCII digits")
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    """An access token and its absolute expiry (epoch seconds); the token never appears in repr."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+
+    @property
+    def expires(self) -> datetime:
+        return datetime.fromtimestamp(self.expires_at, UTC)
+
+
+CacheKey = tuple[str, str, str]
+
+
+class TokenCache:
+    """Tokens shared by every client of one integration in this process.
+
+    Separate Prefect tasks build separate clients; keying by (token URL, client id, secret hash)
+    lets them reuse one token instead of each fetching its own, while a rotated secret gets a
+    fresh entry. ServiceTitan has no refresh token: a token is simply replaced
+    ``refresh_margin`` seconds before it expires.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        refresh_margin: float = TOKEN_REFRESH_MARGIN,
+    ) -> None:
+        self.clock = clock
+        self.refresh_margin = refresh_margin
+        self._tokens: dict[CacheKey, CachedToken] = {}
+        self._locks: dict[CacheKey, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def key(auth_url: str, client_id: str, client_secret: str) -> CacheKey:
+        digest = hashlib.sha256(client_secret.encode()).hexdigest()
+        return (auth_url, client_id, digest)
+
+    def get(self, key: CacheKey) -> CachedToken | None:
+        """The cached token if it is still comfortably valid."""
+        with self._guard:
+            token = self._tokens.get(key)
+        if token is None or self.clock() >= token.expires_at - self.refresh_margin:
+            return None
+        return token
+
+    def put(self, key: CacheKey, token: CachedToken) -> None:
+        with self._guard:
+            self._tokens[key] = token
+
+    def discard(self, key: CacheKey, access_token: str | None = None) -> None:
+        """Drop the entry, but only if it still holds ``access_token`` (when given).
+
+        A peer may already have replaced a rejected token; discarding its fresh one would make
+        every client re-authenticate again.
+        """
+        with self._guard:
+            current = self._tokens.get(key)
+            if current is not None and (
+                access_token is None or current.access_token == access_token
+            ):
+                del self._tokens[key]
+
+    def lock(self, key: CacheKey) -> threading.Lock:
+        """A per-integration lock so concurrent clients fetch one token, not one each."""
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def clear(self) -> None:
+        with self._guard:
+            self._tokens.clear()
+
+
+DEFAULT_TOKEN_CACHE = TokenCache()
+
+
+class _ClientCredentialsTokens(TokenProvider):
+    """OAuth2 client-credentials grant against ServiceTitan's token endpoint."""
+
+    def __init__(
+        self,
+        engine: HttpEngine,
+        credentials: ServiceTitanCredentials,
+        auth_url: str,
+        cache: TokenCache,
+    ) -> None:
+        self._engine = engine
+        self._credentials = credentials
+        self._auth_url = auth_url
+        self._cache = cache
+        self._key = TokenCache.key(auth_url, credentials.client_id, credentials.client_secret)
+        self._last: CachedToken | None = None
+
+    def current(self) -> CachedToken:
+        cached = self._cache.get(self._key)
+        if cached is None:
+            with self._cache.lock(self._key):
+                cached = self._cache.get(self._key)
+                if cached is None:
+                    cached = self._fetch()
+                    self._cache.put(self._key, cached)
+        self._last = cached
+        return cached
+
+    def get_token(self) -> str:
+        return self.current().access_token
+
+    def invalidate(self) -> None:
+        self._cache.discard(self._key, self._last.access_token if self._last else None)
+        self._last = None
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token}",
+            "ST-App-Key": self._credentials.app_key,
+        }
+
+    def _fetch(self) -> CachedToken:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._credentials.client_id,
+            "client_secret": self._credentials.client_secret,
+        }
+        requested_at = self._cache.clock()
+        try:
+            response = self._engine.request(
+                "POST", self._auth_url, auth=False, idempotent=True, data=form
+            )
+        except (BadRequestError, AuthError) as exc:
+            if exc.status_code not in (400, 401):
+                raise
+            raise AuthError(
+                f"{PROVIDER}: {exc.method} {exc.path} -> HTTP {exc.status_code}: ServiceTitan "
+                f"rejected the client id/secret ({_oauth_error_code(exc)}) "
+                f"for client id {self._credentials.client_id!r}",
+                provider=PROVIDER,
+                status_code=exc.status_code,
+                method=exc.method,
+                path=exc.path,
+            ) from None
+        body = self._engine.json(response)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        expires_in = body.get("expires_in") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
+            raise self._engine.error(
+                ResponseFormatError,
+                response.request,
+                "token response lacks access_token/expires_in",
+                response.status_code,
+            )
+        return CachedToken(access_token=token, expires_at=requested_at + float(expires_in))
+
+
+def _oauth_error_code(exc: AuthError | BadRequestError) -> str:
+    """The OAuth ``error`` code from the excerpt, for the message only (no control flow)."""
+    for code in ("invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"):
+        if code in exc.message:
+            return code
+    return f"HTTP {exc.status_code}"
+
+
+@dataclass(frozen=True)
+class ExportPage:
+    """One page of an export feed: store ``continue_from`` with the merged records."""
+
+    records: list[dict[str, Any]]
+    continue_from: str
+    has_more: bool
+
+
+def first_sync_from(now: datetime, days: int = FIRST_SYNC_DAYS) -> str:
+    """The ``from`` value for an integration's first export call: the UTC date ``days`` ago.
+
+    A whole date (rather than a timestamp) errs towards slightly more than ``days`` of history.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return (now.astimezone(UTC) - timedelta(days=days)).date().isoformat()
+
+
+class ServiceTitanClient:
+    """A ServiceTitan API client for one tenant, usable from a Python shell.
+
+    ``http`` lets tests inject a client (e.g. with ``httpx.MockTransport``); ``token_cache``
+    defaults to the process-wide cache so clients built by separate tasks share a token.
+    """
+
+    def __init__(
+        self,
+        credentials: ServiceTitanCredentials,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        auth_url: str = DEFAULT_AUTH_URL,
+        http: httpx.Client | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        max_attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+        token_cache: TokenCache | None = None,
+        rate_limit: float | None = None,
+        before_request: Callable[[httpx.Request], None] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.tenant_id = credentials.tenant_id
+        self.engine = HttpEngine(
+            provider=PROVIDER,
+            base_url=base_url,
+            client=http,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            sleep=sleep,
+            rate_limit=rate_limit,
+            before_request=before_request,
+        )
+        self._tokens = _ClientCredentialsTokens(
+            self.engine,
+            credentials,
+            auth_url,
+            token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE,
+        )
+        self.engine.token_provider = self._tokens
+
+    def __repr__(self) -> str:
+        return (
+            f"ServiceTitanClient(tenant_id={self.tenant_id!r}, base_url={self.engine.base_url!r})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> ServiceTitanClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- auth --------------------------------------------------------------------------------
+
+    def authenticate(self) -> datetime:
+        """Make sure a token is held (fetching one if needed) and return its expiry (UTC).
+
+        The flow's first step calls this so bad credentials fail the run at once, as AuthError.
+        """
+        return self._tokens.current().expires
+
+    # -- incremental reads -------------------------------------------------------------------
+
+    def export_page(self, resource: str, from_: str | None) -> ExportPage:
+        """One page of the ``resource`` export feed after ``from_`` (a token, a date, or None).
+
+        ``from_=None`` starts at the beginning of the tenant's history; pass
+        :func:`first_sync_from` on a first sync and the stored ``continue_from`` afterwards.
+        """
+        try:
+            template = EXPORT_PATHS[resource]
+        except KeyError:
+            known = ", ".join(sorted(EXPORT_PATHS))
+            raise ValueError(f"unknown ServiceTitan export {resource!r}; known: {known}") from None
+        params = {"from": from_} if from_ else None
+        response = self.engine.request("GET", template.format(tenant=self.tenant_id), params=params)
+        body = self.engine.json(response)
+        if not isinstance(body, dict):
+            raise self._format_error(response, "export response is not an object")
+        data, has_more, continue_from = (
+            body.get("data"),
+            body.get("hasMore"),
+            body.get("continueFrom"),
+        )
+        if not isinstance(data, list) or not isinstance(has_more, bool):
+            raise self._format_error(response, "export response lacks data/hasMore")
+        if not isinstance(continue_from, str):
+            raise self._format_error(response, "export response lacks continueFrom")
+        return ExportPage(
+            records=_dedupe_by_id(self._records(response, data)),
+            continue_from=continue_from,
+            has_more=has_more,
+        )
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def get_customers(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Customers by id, active or not (chunks of 50 ids, every page followed)."""
+        path = self._path("crm", "customers")
+        records: list[dict[str, Any]] = []
+        for chunk in _chunks(ids, MAX_IDS_PER_CALL):
+            params = {"ids": _csv(chunk), "active": "Any"}
+            records.extend(self._paged(path, params, page_size=MAX_IDS_PER_CALL))
+        return records
+
+    def get_customer_contacts(self, customer_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Contacts (phones, emails) of the given customers; each record carries ``customerId``."""
+        path = self._path("crm", "customers/contacts")
+        records: list[dict[str, Any]] = []
+        for chunk in _chunks(customer_ids, MAX_IDS_PER_CALL):
+            # The spec is split on whether customerIds alone is enough: the operation summary
+            # says so, the date parameters say a modified bound "must be specified". A bound
+            # before any possible record satisfies both readings and filters nothing out.
+            params = {"customerIds": _csv(chunk), "modifiedOnOrAfter": _BEGINNING_OF_TIME}
+            records.extend(self._paged(path, params, page_size=500))
+        return records
+
+    # -- notes (push) ------------------------------------------------------------------------
+
+    def create_job_note(
+        self, job_id: int, text: str, *, pin_to_top: bool = False
+    ) -> dict[str, Any]:
+        """Add a note to a job. The response has no ``id`` (JPM ``NoteResponse``)."""
+        return self._create_note(self._path("jpm", f"jobs/{int(job_id)}/notes"), text, pin_to_top)
+
+    def create_customer_note(
+        self, customer_id: int, text: str, *, pin_to_top: bool = False
+    ) -> dict[str, Any]:
+        """Add a note to a customer; the response carries the note ``id``."""
+        path = self._path("crm", f"customers/{int(customer_id)}/notes")
+        return self._create_note(path, text, pin_to_top)
+
+    def create_location_note(
+        self, location_id: int, text: str, *, pin_to_top: bool = False
+    ) -> dict[str, Any]:
+        """Add a note to a location; the response carries the note ``id``."""
+        path = self._path("crm", f"locations/{int(location_id)}/notes")
+        return self._create_note(path, text, pin_to_top)
+
+    def list_job_notes(self, job_id: int) -> list[dict[str, Any]]:
+        return self._paged(self._path("jpm", f"jobs/{int(job_id)}/notes"), {}, page_size=200)
+
+    def list_customer_notes(self, customer_id: int) -> list[dict[str, Any]]:
+        path = self._path("crm", f"customers/{int(customer_id)}/notes")
+        return self._paged(path, {}, page_size=200)
+
+    def list_location_notes(self, location_id: int) -> list[dict[str, Any]]:
+        path = self._path("crm", f"locations/{int(location_id)}/notes")
+        return self._paged(path, {}, page_size=200)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _path(self, module: str, rest: str) -> str:
+        return f"/{module}/v2/tenant/{self.tenant_id}/{rest}"
+
+    def _create_note(self, path: str, text: str, pin_to_top: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": text}
+        if pin_to_top:
+            payload["pinToTop"] = True
+        response = self.engine.request("POST", path, idempotent=False, json=payload)
+        body = self.engine.json(response)
+        if not isinstance(body, dict):
+            raise self._format_error(response, "note response is not an object")
+        return body
+
+    def _paged(self, path: str, params: dict[str, Any], *, page_size: int) -> list[dict[str, Any]]:
+        """Every record of a list endpoint, following ``hasMore`` with ``page+1``."""
+        records: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            query = {**params, "page": page, "pageSize": page_size}
+            response = self.engine.request("GET", path, params=query)
+            body = self.engine.json(response)
+            data = body.get("data") if isinstance(body, dict) else None
+            has_more = body.get("hasMore") if isinstance(body, dict) else None
+            if not isinstance(data, list) or not isinstance(has_more, bool):
+                raise self._format_error(response, "list response lacks data/hasMore")
+            records.extend(self._records(response, data))
+            if not has_more:
+                return records
+            if not data:
+                raise self._format_error(response, "hasMore is true on an empty page")
+            page += 1
+
+    def _records(self, response: httpx.Response, data: list[Any]) -> list[dict[str, Any]]:
+        if not all(isinstance(item, dict) for item in data):
+            raise self._format_error(response, "data holds a non-object item")
+        return data
+
+    def _format_error(self, response: httpx.Response, what: str) -> ResponseFormatError:
+        return self.engine.error(ResponseFormatError, response.request, what, response.status_code)
+
+
+def _dedupe_by_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the last occurrence of each id, at its last position (records without id kept)."""
+    last_index = {record["id"]: i for i, record in enumerate(records) if "id" in record}
+    return [
+        record
+        for i, record in enumerate(records)
+        if "id" not in record or last_index[record["id"]] == i
+    ]
+
+
+def _chunks(ids: Iterable[int], size: int) -> Iterator[list[int]]:
+    unique = list(dict.fromkeys(int(i) for i in ids))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
+
+
+def _csv(ids: list[int]) -> str:
+    return ",".join(str(i) for i in ids)

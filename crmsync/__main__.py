@@ -1,0 +1,3 @@
+from crmsync.cli import app
+
+app()

@@ -1,0 +1,1143 @@
+"""The ServiceTitan API emulator as a Starlette app: wire behaviour of shared/reference/crm-apis.md
+§5.1, routes and shapes from the vendor OpenAPI documents in tests/fixtures/servicetitan-openapi/.
+
+Request path, outermost first (`EmulatorGate`):
+
+1. log the request; armed "before" faults fire (latency, token revocation, a status, a dropped
+   connection), as a gateway in front of the API would;
+2. API calls need a known app key (`ST-App-Key` header or `servicetitanapplicationkey` query),
+   then pass the per-app-key token bucket (429 + `Retry-After`), then need a live token for that
+   app (`Authorization`, with or without `Bearer `), then the token's tenant must be the path's;
+   gateway-level failures answer `{"statusCode", "message"}` like Azure API Management [I];
+3. the route handler answers, with `ApiErrorResponse` for 400/404 as the vendor documents;
+4. armed "after" faults replace or delay the finished response (the write already happened).
+
+Query parameter names are matched case-insensitively, as ASP.NET model binding does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import re
+import secrets
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .data import ESTIMATE_STATUSES, TIMESTAMP_FIELDS, TenantSpec, to_wire
+from .faults import TOKEN_PATH, Fault
+from .state import UNSET, EmulatorState
+from .store import BEFORE_EVERYTHING, Record, order_key, split_key
+from .timefmt import format_ms, parse_timestamp
+
+Handler = Callable[[Request], Awaitable[Response]]
+View = Callable[[Record], Record]
+
+_API_PATH = re.compile(r"^/(jpm|crm|memberships|sales)/v2/tenant/([^/]+)(?:/|$)")
+_PROBLEM_TYPES = {
+    400: "https://tools.ietf.org/html/rfc7231#section-6.5.1",
+    404: "https://tools.ietf.org/html/rfc7231#section-6.5.4",
+}
+_SCOPE = "tn.jpm.jobs:r tn.jpm.appointments:r tn.jpm.jobs:w tn.crm.customers:r tn.crm.customers:w"
+_SCOPE += " tn.crm.locations:r tn.crm.locations:w tn.mem.memberships:r tn.sls.estimates:r"
+_EXPORT_TOKEN_PREFIX = "st-export:"
+_MAX_INT32 = 2_147_483_647
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _trace_id() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
+
+
+def api_error(status: int, title: str, errors: dict[str, list[str]] | None = None) -> Response:
+    """The vendor's `ApiErrorResponse` (RFC 7807 style), used for its documented 400 and 404."""
+    return json_response(
+        {
+            "type": _PROBLEM_TYPES.get(status, "about:blank"),
+            "title": title,
+            "status": status,
+            "traceId": _trace_id(),
+            "errors": errors or {},
+            "data": {},
+        },
+        status,
+    )
+
+
+def validation_error(errors: dict[str, list[str]]) -> Response:
+    return api_error(400, "One or more validation errors occurred.", errors)
+
+
+def not_found(entity: str, record_id: int) -> Response:
+    return api_error(
+        404, f"{entity} not found", {"id": [f"{entity} with id {record_id} was not found"]}
+    )
+
+
+def gateway_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """401/403/404/429 from the gateway in front of the API: `{"statusCode", "message"}` [I]."""
+    return json_response({"statusCode": status, "message": message}, status, headers)
+
+
+def rate_limited(retry_after: int) -> Response:
+    return gateway_error(
+        429,
+        f"Rate limit is exceeded. Try again in {retry_after} seconds.",
+        {"Retry-After": str(retry_after)},
+    )
+
+
+# -- query parameters ------------------------------------------------------------------------
+
+
+class Params:
+    """Typed access to query parameters, collecting ASP.NET-style validation errors."""
+
+    def __init__(self, request: Request) -> None:
+        self.values: dict[str, str] = {}
+        for key, value in request.query_params.multi_items():
+            self.values[key.lower()] = value
+        self.errors: dict[str, list[str]] = {}
+
+    def raw(self, name: str) -> str | None:
+        value = self.values.get(name.lower())
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def _invalid(self, name: str, value: str) -> None:
+        self.errors.setdefault(name, []).append(f"The value '{value}' is not valid.")
+
+    def integer(self, name: str) -> int | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            self._invalid(name, value)
+            return None
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self._invalid(name, value)
+        return None
+
+    def timestamp(self, name: str) -> int | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            self._invalid(name, value)
+            return None
+
+    def int_list(self, name: str, limit: int | None = None) -> list[int] | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        try:
+            numbers = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            self._invalid(name, value)
+            return None
+        if limit is not None and len(numbers) > limit:
+            self.errors.setdefault(name, []).append(f"The maximum number of IDs is {limit}.")
+            return None
+        return numbers
+
+    def paging(self) -> tuple[int, int, bool]:
+        page = self.integer("page")
+        page_size = self.integer("pageSize")
+        include_total = self.boolean("includeTotal")
+        if page is not None and not 1 <= page <= _MAX_INT32:
+            self.errors.setdefault("page", []).append(
+                f"The field page must be between 1 and {_MAX_INT32}."
+            )
+        if page_size is not None and not 1 <= page_size <= 5000:
+            self.errors.setdefault("pageSize", []).append(
+                "The field pageSize must be between 1 and 5000."
+            )
+        return page or 1, page_size or 50, bool(include_total)
+
+
+# -- list endpoints --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A resource-specific list filter.
+
+    kinds: `int` (equality), `ints` (CSV of ints, any-of), `str` (case-insensitive equality),
+    `bool`, `after` / `before` (timestamp field on-or-after / before), `estimate_status` (the
+    status object's name or numeric value).
+    """
+
+    param: str
+    field: str
+    kind: str = "int"
+    indexed: bool = False
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    resource: str
+    view: View
+    filters: tuple[Filter, ...] = ()
+    sort_fields: tuple[str, ...] = ("Id", "ModifiedOn", "CreatedOn")
+    active_param: bool = False
+    """Has the vendor's `active=True|Any|False` parameter (default True)."""
+    hide_inactive: bool = False
+    """Inactive means deleted: never listed (jobs, appointments, contacts)."""
+    require_modified_bound: bool = False
+    parent_filter: str | None = None
+    """Path `{id}` is this field's value (customers/{id}/contacts)."""
+    parent_resource: str | None = None
+    parent_entity: str = ""
+
+
+def _make_view(resource: str, drop: tuple[str, ...] = ()) -> View:
+    fields = TIMESTAMP_FIELDS[resource]
+
+    def view(record: Record) -> Record:
+        return to_wire(resource, record, drop, fields)
+
+    return view
+
+
+def _matcher(
+    checks: list[Callable[[Record], bool]],
+) -> Callable[[Record], bool]:
+    if not checks:
+        return lambda record: True
+    if len(checks) == 1:
+        return checks[0]
+
+    def match(record: Record) -> bool:
+        return all(check(record) for check in checks)
+
+    return match
+
+
+def _filter_check(flt: Filter, params: Params) -> tuple[Callable[[Record], bool] | None, Any]:
+    """(check, index values) for one filter, or (None, None) when the parameter is absent."""
+    name = flt.field
+    if flt.kind == "int":
+        number = params.integer(flt.param)
+        if number is None:
+            return None, None
+        return (lambda record: record.get(name) == number), {number}
+    if flt.kind == "ints":
+        numbers = params.int_list(flt.param)
+        if numbers is None:
+            return None, None
+        wanted = set(numbers)
+        return (lambda record: record.get(name) in wanted), wanted
+    if flt.kind == "bool":
+        flag = params.boolean(flt.param)
+        if flag is None:
+            return None, None
+        return (lambda record: bool(record.get(name)) == flag), None
+    if flt.kind in ("after", "before"):
+        instant = params.timestamp(flt.param)
+        if instant is None:
+            return None, None
+        if flt.kind == "after":
+            return (lambda record: (record.get(name) or -1) >= instant), None
+        return (lambda record: record.get(name) is not None and record[name] < instant), None
+    text = params.raw(flt.param)
+    if text is None:
+        return None, None
+    lowered = text.lower()
+    if flt.kind == "estimate_status":
+        codes = {str(code) for code in ESTIMATE_STATUSES.values()}
+        if lowered not in {n.lower() for n in ESTIMATE_STATUSES} and lowered not in codes:
+            params._invalid(flt.param, text)
+            return None, None
+
+        def status_matches(record: Record) -> bool:
+            status = record.get(name) or {}
+            return lowered in (str(status.get("name", "")).lower(), str(status.get("value")))
+
+        return status_matches, None
+    return (lambda record: str(record.get(name, "")).lower() == lowered), None
+
+
+def _sort_param(params: Params, allowed: tuple[str, ...]) -> tuple[str, bool]:
+    value = params.raw("sort")
+    if value is None:
+        return "Id", False
+    # "+Field" arrives as " Field" when the client did not percent-encode the plus sign.
+    descending = value.startswith("-")
+    name = value.lstrip("+- ").strip()
+    for candidate in allowed:
+        if candidate.lower() == name.lower():
+            return candidate, descending
+    params.errors.setdefault("sort", []).append(
+        f"Sorting by '{name}' is not supported. Available fields are: {', '.join(allowed)}."
+    )
+    return "Id", False
+
+
+def list_endpoint(spec: ListSpec) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        state: EmulatorState = request.app.state.emulator
+        tenant_id = int(request.path_params["tenant"])
+        params = Params(request)
+        page, page_size, include_total = params.paging()
+        ids = params.int_list("ids", limit=50)
+        created_low = params.timestamp("createdOnOrAfter")
+        created_high = params.timestamp("createdBefore")
+        mod_low = params.timestamp("modifiedOnOrAfter")
+        mod_high = params.timestamp("modifiedBefore")
+        sort_field, descending = _sort_param(params, spec.sort_fields)
+        active_mode = "true"
+        if spec.active_param:
+            raw_active = params.raw("active")
+            if raw_active is not None:
+                active_mode = raw_active.lower()
+                if active_mode not in ("true", "false", "any"):
+                    params._invalid("active", raw_active)
+        checks: list[Callable[[Record], bool]] = []
+        index_terms: dict[str, set[Any]] = {}
+        for flt in spec.filters:
+            check, index_values = _filter_check(flt, params)
+            if check is not None:
+                checks.append(check)
+                if flt.indexed and index_values is not None:
+                    index_terms[flt.field] = index_values
+        if spec.require_modified_bound and mod_low is None and mod_high is None:
+            params.errors.setdefault("modifiedOnOrAfter", []).append(
+                "Either modifiedBefore or modifiedOnOrAfter parameter must be specified."
+            )
+        if params.errors:
+            return validation_error(params.errors)
+
+        if spec.hide_inactive or active_mode == "true":
+            checks.append(lambda record: bool(record["active"]))
+        elif active_mode == "false":
+            checks.append(lambda record: not record["active"])
+        if created_low is not None:
+            checks.append(lambda record: record["createdOn"] >= created_low)
+        if created_high is not None:
+            checks.append(lambda record: record["createdOn"] < created_high)
+        if mod_low is not None:
+            checks.append(lambda record: record["modifiedOn"] >= mod_low)
+        if mod_high is not None:
+            checks.append(lambda record: record["modifiedOn"] < mod_high)
+
+        with state.lock:
+            if spec.parent_filter is not None and spec.parent_resource is not None:
+                parent_id = int(request.path_params["id"])
+                if state.store(tenant_id, spec.parent_resource).get(parent_id) is None:
+                    return not_found(spec.parent_entity, parent_id)
+                index_terms[spec.parent_filter] = {parent_id}
+            store = state.store(tenant_id, spec.resource)
+            records, has_more, total = store.select(
+                ids=ids,
+                index_terms=index_terms,
+                mod_range=(mod_low, mod_high),
+                predicate=_matcher(checks),
+                sort_field=sort_field,
+                descending=descending,
+                page=page,
+                page_size=page_size,
+                include_total=include_total,
+            )
+            data = [spec.view(record) for record in records]
+        return json_response(
+            {
+                "page": page,
+                "pageSize": page_size,
+                "hasMore": has_more,
+                "totalCount": total,
+                "data": data,
+            }
+        )
+
+    return endpoint
+
+
+def get_endpoint(resource: str, view: View, entity: str, hide_inactive: bool = False) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        state: EmulatorState = request.app.state.emulator
+        record_id = int(request.path_params["id"])
+        with state.lock:
+            record = state.store(int(request.path_params["tenant"]), resource).get(record_id)
+            if record is None or (hide_inactive and not record["active"]):
+                return not_found(entity, record_id)
+            body = view(record)
+        return json_response(body)
+
+    return endpoint
+
+
+# -- export endpoints ------------------------------------------------------------------------
+
+
+def encode_continuation(key: int) -> str:
+    """An opaque `continueFrom` token meaning "after this (modifiedOn, id)"."""
+    modified, record_id = split_key(key) if key >= 0 else (-1, 0)
+    raw = f"{_EXPORT_TOKEN_PREFIX}{modified}:{record_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_from(value: str) -> int:
+    """The export position named by `from`: a token we issued, or a date (modifiedOn >= it).
+
+    Raises ValueError for anything else.
+    """
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        decoded = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if decoded.startswith(_EXPORT_TOKEN_PREFIX):
+        modified_text, _, id_text = decoded[len(_EXPORT_TOKEN_PREFIX) :].partition(":")
+        modified, record_id = int(modified_text), int(id_text)
+        if modified < 0:
+            return BEFORE_EVERYTHING
+        return order_key(modified, record_id)
+    return order_key(parse_timestamp(value), 0) - 1
+
+
+def export_endpoint(resource: str) -> Handler:
+    """`{hasMore, continueFrom, data}` in `(modifiedOn, id)` order (crm-apis.md §1.5, §5.1).
+
+    Inactive records are included with `active: false`. `continueFrom` is always a token, also
+    when `hasMore` is false: it then yields only later changes. With `includeRecentChanges=true`
+    the token points before the page's last record, so that record comes again on the next
+    call: the vendor warns this mode repeats records and connectors must de-duplicate.
+    """
+    fields = TIMESTAMP_FIELDS[resource]
+
+    async def endpoint(request: Request) -> Response:
+        state: EmulatorState = request.app.state.emulator
+        params = Params(request)
+        include_recent = params.boolean("includeRecentChanges") or False
+        position = BEFORE_EVERYTHING
+        raw_from = params.raw("from")
+        if raw_from is not None:
+            try:
+                position = decode_from(raw_from)
+            except ValueError:
+                params._invalid("from", raw_from)
+        if params.errors:
+            return validation_error(params.errors)
+        with state.lock:
+            store = state.store(int(request.path_params["tenant"]), resource)
+            records, has_more = store.export_page(position, state.export_page_size)
+            data = [to_wire(resource, record, (), fields) for record in records]
+        if records:
+            last = records[-2] if include_recent and len(records) >= 2 else records[-1]
+            position = order_key(last["modifiedOn"], last["id"])
+        return json_response(
+            {"hasMore": has_more, "continueFrom": encode_continuation(position), "data": data}
+        )
+
+    return endpoint
+
+
+# -- notes -----------------------------------------------------------------------------------
+
+
+_NOTE_PARENTS = {
+    "job": ("jobs", "Job"),
+    "customer": ("customers", "Customer"),
+    "location": ("locations", "Location"),
+}
+
+
+def _note_parent(state: EmulatorState, tenant_id: int, kind: str, parent_id: int) -> Record | None:
+    resource = _NOTE_PARENTS[kind][0]
+    record = state.store(tenant_id, resource).get(parent_id)
+    if record is None or (kind == "job" and not record["active"]):
+        return None
+    return record
+
+
+def notes_list_endpoint(kind: str) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        state: EmulatorState = request.app.state.emulator
+        tenant_id = int(request.path_params["tenant"])
+        parent_id = int(request.path_params["id"])
+        params = Params(request)
+        page, page_size, include_total = params.paging()
+        bounds = (
+            params.timestamp("createdOnOrAfter"),
+            params.timestamp("createdBefore"),
+            params.timestamp("modifiedOnOrAfter"),
+            params.timestamp("modifiedBefore"),
+        )
+        if params.errors:
+            return validation_error(params.errors)
+        with state.lock:
+            if _note_parent(state, tenant_id, kind, parent_id) is None:
+                return not_found(_NOTE_PARENTS[kind][1], parent_id)
+            notes = [
+                note
+                for note in state.notes_of(tenant_id, kind, parent_id)
+                if (bounds[0] is None or note.created_ms >= bounds[0])
+                and (bounds[1] is None or note.created_ms < bounds[1])
+                and (bounds[2] is None or note.modified_ms >= bounds[2])
+                and (bounds[3] is None or note.modified_ms < bounds[3])
+            ]
+        offset = (page - 1) * page_size
+        chunk = notes[offset : offset + page_size]
+        return json_response(
+            {
+                "page": page,
+                "pageSize": page_size,
+                "hasMore": offset + page_size < len(notes),
+                "totalCount": len(notes) if include_total else None,
+                "data": [note.wire() for note in chunk],
+            }
+        )
+
+    return endpoint
+
+
+def notes_create_endpoint(kind: str) -> Handler:
+    """POST a note: body `{text*, pinToTop?}` (+ `addToLocations` / `addToCustomer` in CRM)."""
+
+    async def endpoint(request: Request) -> Response:
+        state: EmulatorState = request.app.state.emulator
+        tenant_id = int(request.path_params["tenant"])
+        parent_id = int(request.path_params["id"])
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return validation_error({"": ["A non-empty request body is required."]})
+        if not isinstance(body, dict):
+            return validation_error({"": ["The request body must be a JSON object."]})
+        errors: dict[str, list[str]] = {}
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            errors["text"] = ["The Text field is required."]
+        for flag in ("pinToTop", "addToLocations", "addToCustomer"):
+            if body.get(flag) is not None and not isinstance(body[flag], bool):
+                errors[flag] = [f"The value '{body[flag]}' is not valid."]
+        if errors:
+            return validation_error(errors)
+        assert isinstance(text, str)
+        pin = bool(body.get("pinToTop"))
+        with state.lock:
+            parent = _note_parent(state, tenant_id, kind, parent_id)
+            if parent is None:
+                return not_found(_NOTE_PARENTS[kind][1], parent_id)
+            note = state.add_note(tenant_id, kind, parent_id, text, pin)
+            if kind == "customer" and body.get("addToLocations"):
+                locations = state.store(tenant_id, "locations")
+                for location_id in sorted(locations.ids_where("customerId", [parent_id])):
+                    if locations.by_id[location_id]["active"]:
+                        state.add_note(tenant_id, "location", location_id, text, pin)
+            if kind == "location" and body.get("addToCustomer"):
+                state.add_note(tenant_id, "customer", parent["customerId"], text, pin)
+        return json_response(note.wire())
+
+    return endpoint
+
+
+# -- token endpoint --------------------------------------------------------------------------
+
+
+async def token_endpoint(request: Request) -> Response:
+    """OAuth2 client credentials (crm-apis.md §1.2): a new opaque token on every call."""
+    state: EmulatorState = request.app.state.emulator
+    content_type = request.headers.get("content-type", "")
+    if "application/x-www-form-urlencoded" not in content_type:
+        return json_response({"error": "invalid_request"}, 400)
+    form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+    values = {key: items[-1] for key, items in form.items()}
+    client_id = values.get("client_id", "")
+    client_secret = values.get("client_secret", "")
+    authorization = request.headers.get("authorization", "")
+    if not client_id and authorization.lower().startswith("basic "):
+        try:
+            pair = base64.b64decode(authorization[6:].strip()).decode()
+            client_id, _, client_secret = pair.partition(":")
+            client_id = urllib.parse.unquote_plus(client_id)
+            client_secret = urllib.parse.unquote_plus(client_secret)
+        except ValueError:
+            pass
+    issued = state.issue_token(client_id, client_secret)
+    if issued is None:
+        return json_response({"error": "invalid_client"}, 400)
+    if values.get("grant_type") != "client_credentials":
+        return json_response({"error": "unsupported_grant_type"}, 400)
+    token, _ = issued
+    return json_response(
+        {
+            "access_token": token,
+            "expires_in": state.token_ttl_ms // 1000,
+            "token_type": "Bearer",
+            "scope": _SCOPE,
+        }
+    )
+
+
+# -- control API -----------------------------------------------------------------------------
+
+
+def _control_error(message: str, status: int = 400) -> Response:
+    return json_response({"error": message}, status)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    return orjson.loads(raw) if raw.strip() else {}
+
+
+async def control_faults(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    if request.method == "GET":
+        return json_response([fault.as_dict() for fault in state.faults()])
+    if request.method == "DELETE":
+        state.clear_faults()
+        return json_response({"cleared": True})
+    try:
+        body = await _json_body(request)
+        fault = state.arm_fault(
+            body["kind"],
+            route=body.get("route", "*"),
+            times=body.get("times", UNSET),
+            rate=body.get("rate"),
+            status=body.get("status"),
+            retry_after=body.get("retry_after"),
+            latency_ms=body.get("latency_ms"),
+            phase=body.get("phase", "before"),
+        )
+    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        return _control_error(f"bad fault: {exc}")
+    return json_response(fault.as_dict())
+
+
+async def control_clock(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    if request.method == "POST":
+        try:
+            body = await _json_body(request)
+            state.advance_clock(float(body.get("advance_seconds", body.get("seconds", 0))))
+        except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
+            return _control_error(f"bad clock change: {exc}")
+    return json_response({"now": format_ms(state.now_ms())})
+
+
+async def control_requests(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    if request.method == "DELETE":
+        state.clear_requests()
+        return json_response({"cleared": True})
+    since = int(request.query_params.get("since", "0") or 0)
+    return json_response([entry.as_dict() for entry in state.requests if entry.seq > since])
+
+
+async def control_stats(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    return json_response(state.stats())
+
+
+async def control_tenants(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    if request.method == "POST":
+        try:
+            state.add_tenant(TenantSpec(**(await _json_body(request))))
+        except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
+            return _control_error(f"bad tenant: {exc}")
+    with state.lock:
+        return json_response(
+            [
+                {
+                    "tenant_id": tenant.spec.tenant_id,
+                    "client_id": tenant.spec.client_id,
+                    "app_key": tenant.spec.app_key,
+                    "counts": {name: len(store) for name, store in tenant.stores.items()},
+                }
+                for tenant in state.tenants.values()
+            ]
+        )
+
+
+async def control_records(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    tenant_id = int(request.path_params["tenant"])
+    resource = request.path_params["resource"]
+    try:
+        if request.method == "POST":
+            body = await _json_body(request)
+            if not isinstance(body, dict):
+                return _control_error("the body must be one record object")
+            return json_response(state.upsert_record(tenant_id, resource, body))
+        return json_response(state.get_records(tenant_id, resource))
+    except KeyError as exc:
+        return _control_error(str(exc), 404)
+    except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        return _control_error(str(exc))
+
+
+async def control_notes(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    try:
+        notes = state.get_notes(
+            int(request.path_params["tenant"]),
+            request.path_params["kind"],
+            int(request.path_params["parent_id"]),
+        )
+    except KeyError as exc:
+        return _control_error(str(exc), 404)
+    except ValueError as exc:
+        return _control_error(str(exc))
+    return json_response(notes)
+
+
+async def control_reset(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    state.reset()
+    return json_response({"reset": True})
+
+
+async def control_expire_tokens(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    state.expire_all_tokens()
+    return json_response({"expired": True})
+
+
+# -- gate ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Buffered:
+    start: Message | None = None
+    body: list[bytes] = field(default_factory=list)
+
+
+class EmulatorGate:
+    """Logging, faults, app key, rate limit and token checks in front of every API route."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/__emulator"):
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        method: str = scope["method"]
+        path: str = scope["path"]
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        body = await _read_body(receive)
+        headers = Headers(scope=scope)
+        is_token_call = path == TOKEN_PATH
+        app_key = None if is_token_call else _app_key(headers, raw_query)
+        entry = state.record_request(
+            method, path, raw_query, app_key, _loggable_body(body, is_token_call)
+        )
+
+        async def logged_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state.finish_request(entry, message["status"])
+            await send(message)
+
+        replay = _replay(body)
+        plan = state.plan_faults(method, path)
+        if plan.latency_before_ms:
+            await asyncio.sleep(plan.latency_before_ms / 1000)
+        if plan.expire_tokens:
+            state.expire_all_tokens()
+        terminal = plan.terminal
+        if terminal is not None:
+            entry.fault = terminal.kind
+        if terminal is not None and terminal.phase == "before":
+            if terminal.kind == "status":
+                await _fault_status(terminal)(scope, replay, logged_send)
+            else:
+                await _drop_connection(None, logged_send)
+            return
+        match = _API_PATH.match(path)
+        if match is not None:
+            entry.tenant_id = int(match.group(2)) if match.group(2).isdigit() else None
+            denial = self._authorize(headers, app_key, match.group(2))
+            if denial is not None:
+                await denial(scope, replay, logged_send)
+                return
+        if terminal is None and not plan.latency_after_ms:
+            await self.app(scope, replay, logged_send)
+            return
+        buffered = _Buffered()
+
+        async def buffer_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                buffered.start = message
+            elif message["type"] == "http.response.body":
+                buffered.body.append(message.get("body", b""))
+
+        await self.app(scope, replay, buffer_send)
+        delay_ms = plan.latency_after_ms
+        if terminal is not None and terminal.kind == "timeout_after_store":
+            delay_ms += terminal.latency_ms or 0
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        if terminal is not None and terminal.kind == "status":
+            await _fault_status(terminal)(scope, replay, logged_send)
+        elif terminal is not None and terminal.kind == "drop_connection":
+            await _drop_connection(buffered, logged_send)
+        else:
+            await _send_buffered(buffered, logged_send)
+
+    def _authorize(self, headers: Headers, app_key: str | None, tenant: str) -> Response | None:
+        state = self.state
+        if not app_key:
+            return gateway_error(
+                401,
+                "Access denied due to missing subscription key. Make sure to include "
+                "subscription key when making requests to an API.",
+            )
+        if not state.is_app_key(app_key):
+            return gateway_error(
+                401,
+                "Access denied due to invalid subscription key. Make sure to provide a valid "
+                "key for an active subscription.",
+            )
+        wait = state.take_rate_token(app_key)
+        if wait is not None:
+            return rate_limited(max(1, math.ceil(wait)))
+        token = headers.get("authorization", "").strip()
+        if token.lower().startswith("bearer "):
+            token = token[7:].strip()
+        info = state.token_info(token) if token else None
+        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        if info is None:
+            return gateway_error(
+                401, "Unauthorized. Access token is missing or invalid.", challenge
+            )
+        if info.app_key != app_key:
+            return gateway_error(
+                401,
+                "Unauthorized. The access token was not issued for this application.",
+                challenge,
+            )
+        if not tenant.isdigit() or int(tenant) != info.tenant_id:
+            return gateway_error(403, f"The access token does not grant access to tenant {tenant}.")
+        return None
+
+
+def _app_key(headers: Headers, raw_query: str) -> str | None:
+    value = headers.get("st-app-key")
+    if value:
+        return value.strip()
+    for key, item in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
+        if key.lower() == "servicetitanapplicationkey" and item.strip():
+            return item.strip()
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        # The app asked again: the client has nothing more to say; park like a real server does.
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _loggable_body(body: bytes, is_token_call: bool) -> Any:
+    if not body:
+        return None
+    if is_token_call:
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        # Never keep the client secret, not even in an emulator's log.
+        return {key: values[-1] for key, values in form.items() if key != "client_secret"}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace")
+
+
+def _fault_status(fault: Fault) -> Response:
+    status = fault.status or 500
+    if status == 429:
+        return rate_limited(fault.retry_after if fault.retry_after is not None else 1)
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+    if status in (400, 404):
+        return api_error(status, "Injected fault")
+    return gateway_error(status, "Injected fault: the service is unavailable.", headers)
+
+
+async def _drop_connection(buffered: _Buffered | None, send: Send) -> None:
+    """Start a response and stop half-way: the server then closes the connection, so the client
+    sees an incomplete read, as when a load balancer or the network cuts a response."""
+    if buffered is not None and buffered.start is not None:
+        payload = b"".join(buffered.body)
+        start = buffered.start
+    else:
+        payload = b'{"page":1,"pageSize":50,"hasMore":true,"data":[{"id":1}]}'
+        start = {"type": "http.response.start", "status": 200, "headers": []}
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    headers.append((b"content-length", str(len(payload) + 1024).encode()))
+    await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+    await send(
+        {"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True}
+    )
+
+
+async def _send_buffered(buffered: _Buffered, send: Send) -> None:
+    if buffered.start is None:
+        return
+    await send(buffered.start)
+    await send({"type": "http.response.body", "body": b"".join(buffered.body), "more_body": False})
+
+
+class _IncompleteResponseFilter(logging.Filter):
+    """uvicorn reports the deliberate half-responses of `drop_connection` as errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_IncompleteResponseFilter())
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    message = "Resource not found" if status == 404 else "Method not allowed"
+    return gateway_error(status, message)
+
+
+def _api_routes() -> list[BaseRoute]:
+    jpm = "/jpm/v2/tenant/{tenant:int}"
+    crm = "/crm/v2/tenant/{tenant:int}"
+    mem = "/memberships/v2/tenant/{tenant:int}"
+    sales = "/sales/v2/tenant/{tenant:int}"
+
+    job_view = _make_view("jobs", ("active",))
+    appointment_view = _make_view("appointments", ("active",))
+    customer_view = _make_view("customers")
+    location_view = _make_view("locations")
+    membership_view = _make_view("memberships")
+    estimate_view = _make_view("estimates")
+    contact_view = _make_view("customer_contacts", ("active", "customerId"))
+    modified_contact_view = _make_view("customer_contacts", ("active",))
+
+    jobs = ListSpec(
+        "jobs",
+        job_view,
+        filters=(
+            Filter("customerId", "customerId", indexed=True),
+            Filter("locationId", "locationId", indexed=True),
+            Filter("number", "jobNumber", "str"),
+            Filter("projectId", "projectId"),
+            Filter("jobStatus", "jobStatus", "str"),
+            Filter("priority", "priority", "str"),
+            Filter("jobTypeId", "jobTypeId"),
+            Filter("campaignId", "campaignId"),
+            Filter("businessUnitId", "businessUnitId"),
+            Filter("invoiceId", "invoiceId"),
+            Filter("soldById", "soldById"),
+            Filter("completedOnOrAfter", "completedOn", "after"),
+            Filter("completedBefore", "completedOn", "before"),
+        ),
+        sort_fields=("Id", "ModifiedOn", "CreatedOn", "Priority"),
+        hide_inactive=True,
+    )
+    appointments = ListSpec(
+        "appointments",
+        appointment_view,
+        filters=(
+            Filter("jobId", "jobId", indexed=True),
+            Filter("customerId", "customerId", indexed=True),
+            Filter("number", "appointmentNumber", "str"),
+            Filter("status", "status", "str"),
+            Filter("unused", "unused", "bool"),
+            Filter("startsOnOrAfter", "start", "after"),
+            Filter("startsBefore", "start", "before"),
+        ),
+        hide_inactive=True,
+    )
+    customers = ListSpec("customers", customer_view, active_param=True)
+    locations = ListSpec(
+        "locations",
+        location_view,
+        filters=(Filter("customerId", "customerId", indexed=True),),
+        active_param=True,
+    )
+    customer_contacts = ListSpec(
+        "customer_contacts",
+        contact_view,
+        sort_fields=("Id",),
+        hide_inactive=True,
+        parent_filter="customerId",
+        parent_resource="customers",
+        parent_entity="Customer",
+    )
+    modified_contacts = ListSpec(
+        "customer_contacts",
+        modified_contact_view,
+        filters=(Filter("customerIds", "customerId", "ints", indexed=True),),
+        sort_fields=("Id",),
+        hide_inactive=True,
+        require_modified_bound=True,
+    )
+    memberships = ListSpec(
+        "memberships",
+        membership_view,
+        filters=(
+            Filter("customerIds", "customerId", "ints", indexed=True),
+            Filter("status", "status", "str"),
+            Filter("billingFrequency", "billingFrequency", "str"),
+            Filter("duration", "duration"),
+        ),
+        active_param=True,
+    )
+    estimates = ListSpec(
+        "estimates",
+        estimate_view,
+        filters=(
+            Filter("jobId", "jobId", indexed=True),
+            Filter("locationId", "locationId", indexed=True),
+            Filter("projectId", "projectId"),
+            Filter("jobNumber", "jobNumber", "str"),
+            Filter("status", "status", "estimate_status"),
+            Filter("soldById", "soldBy"),
+            Filter("soldAfter", "soldOn", "after"),
+            Filter("soldBefore", "soldOn", "before"),
+        ),
+        active_param=True,
+    )
+
+    return [
+        # Job Planning and Management
+        Route(f"{jpm}/jobs", list_endpoint(jobs)),
+        Route(f"{jpm}/jobs/{{id:int}}", get_endpoint("jobs", job_view, "Job", True)),
+        Route(f"{jpm}/jobs/{{id:int}}/notes", notes_list_endpoint("job"), methods=["GET"]),
+        Route(f"{jpm}/jobs/{{id:int}}/notes", notes_create_endpoint("job"), methods=["POST"]),
+        Route(f"{jpm}/appointments", list_endpoint(appointments)),
+        Route(
+            f"{jpm}/appointments/{{id:int}}",
+            get_endpoint("appointments", appointment_view, "Appointment", True),
+        ),
+        Route(f"{jpm}/export/jobs", export_endpoint("jobs")),
+        Route(f"{jpm}/export/appointments", export_endpoint("appointments")),
+        # CRM
+        Route(f"{crm}/customers", list_endpoint(customers)),
+        Route(f"{crm}/customers/contacts", list_endpoint(modified_contacts)),
+        Route(f"{crm}/customers/{{id:int}}", get_endpoint("customers", customer_view, "Customer")),
+        Route(f"{crm}/customers/{{id:int}}/contacts", list_endpoint(customer_contacts)),
+        Route(
+            f"{crm}/customers/{{id:int}}/notes", notes_list_endpoint("customer"), methods=["GET"]
+        ),
+        Route(
+            f"{crm}/customers/{{id:int}}/notes",
+            notes_create_endpoint("customer"),
+            methods=["POST"],
+        ),
+        Route(f"{crm}/locations", list_endpoint(locations)),
+        Route(f"{crm}/locations/{{id:int}}", get_endpoint("locations", location_view, "Location")),
+        Route(
+            f"{crm}/locations/{{id:int}}/notes", notes_list_endpoint("location"), methods=["GET"]
+        ),
+        Route(
+            f"{crm}/locations/{{id:int}}/notes",
+            notes_create_endpoint("location"),
+            methods=["POST"],
+        ),
+        Route(f"{crm}/export/customers", export_endpoint("customers")),
+        Route(f"{crm}/export/customers/contacts", export_endpoint("customer_contacts")),
+        Route(f"{crm}/export/locations", export_endpoint("locations")),
+        # Memberships
+        Route(f"{mem}/memberships", list_endpoint(memberships)),
+        Route(
+            f"{mem}/memberships/{{id:int}}",
+            get_endpoint("memberships", membership_view, "Membership"),
+        ),
+        Route(f"{mem}/export/memberships", export_endpoint("memberships")),
+        # Sales & Estimates (note the vendor's irregular export path)
+        Route(f"{sales}/estimates", list_endpoint(estimates)),
+        Route(f"{sales}/estimates/export", export_endpoint("estimates")),
+        Route(
+            f"{sales}/estimates/{{id:int}}", get_endpoint("estimates", estimate_view, "Estimate")
+        ),
+    ]
+
+
+def _control_routes() -> list[BaseRoute]:
+    return [
+        Route("/__emulator/faults", control_faults, methods=["GET", "POST", "DELETE"]),
+        Route("/__emulator/clock", control_clock, methods=["GET", "POST"]),
+        Route("/__emulator/requests", control_requests, methods=["GET", "DELETE"]),
+        Route("/__emulator/stats", control_stats, methods=["GET"]),
+        Route("/__emulator/tenants", control_tenants, methods=["GET", "POST"]),
+        Route(
+            "/__emulator/tenants/{tenant:int}/records/{resource}",
+            control_records,
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/__emulator/tenants/{tenant:int}/notes/{kind}/{parent_id:int}",
+            control_notes,
+            methods=["GET"],
+        ),
+        Route("/__emulator/tokens/expire", control_expire_tokens, methods=["POST"]),
+        Route("/__emulator/reset", control_reset, methods=["POST"]),
+    ]
+
+
+def create_app(state: EmulatorState) -> Starlette:
+    """The emulator app for `state`; serve it with uvicorn or call it in-process (ASGI)."""
+    app = Starlette(
+        routes=[
+            Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
+            *_api_routes(),
+            *_control_routes(),
+        ],
+        middleware=[Middleware(EmulatorGate, state=state)],
+        exception_handlers={404: _not_found, 405: _not_found},
+    )
+    app.state.emulator = state
+    return app

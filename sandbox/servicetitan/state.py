@@ -1,0 +1,528 @@
+"""Everything the ServiceTitan emulator knows: tenants and their records, tokens, the clock,
+armed faults, the rate limiter, the request log and the notes written through the API.
+
+One `EmulatorState` backs one app (`create_app`) and can be driven directly by tests in the same
+process (all methods take a lock, because uvicorn serves from another thread). The same controls
+are reachable over HTTP under `/__emulator/...` (see `app.py`).
+
+Behaviour follows shared/reference/crm-apis.md §5.1; choices the vendor does not document are
+marked [I] where they are made.
+"""
+
+from __future__ import annotations
+
+import gc
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .data import (
+    API_USER_ID,
+    ID_BASE,
+    RESOURCES,
+    TIMESTAMP_FIELDS,
+    TenantSpec,
+    generate_raw,
+    new_record_defaults,
+    to_wire,
+)
+from .faults import Fault, FaultBook, FaultPlan
+from .store import ID_LIMIT, RecordStore
+from .timefmt import datetime_to_ms, format_ms, ms_to_datetime, parse_timestamp
+
+TOKEN_TTL_SECONDS = 900
+"""ServiceTitan access tokens live 15 minutes (crm-apis.md §1.2)."""
+
+NOTE_KINDS = ("job", "customer", "location")
+
+_INDEXES: dict[str, tuple[str, ...]] = {
+    "customers": (),
+    "locations": ("customerId",),
+    "customer_contacts": ("customerId",),
+    "jobs": ("customerId", "locationId"),
+    "appointments": ("jobId", "customerId"),
+    "estimates": ("jobId", "locationId", "customerId"),
+    "memberships": ("customerId",),
+}
+
+
+class _Unset:
+    """Marker for "argument not given" where None already means something."""
+
+
+UNSET = _Unset()
+
+
+@dataclass
+class TokenInfo:
+    tenant_id: int
+    app_key: str
+    expires_ms: int
+
+
+@dataclass
+class Note:
+    id: int
+    kind: str
+    parent_id: int
+    text: str
+    is_pinned: bool
+    created_ms: int
+    modified_ms: int
+    created_by_id: int = API_USER_ID
+
+    def wire(self) -> dict[str, Any]:
+        """The vendor's NoteResponse: the JPM one has no `id`, the CRM one has (§1.8)."""
+        body: dict[str, Any] = {
+            "text": self.text,
+            "isPinned": self.is_pinned,
+            "createdById": self.created_by_id,
+            "createdOn": format_ms(self.created_ms),
+            "modifiedOn": format_ms(self.modified_ms),
+        }
+        if self.kind != "job":
+            body = {"id": self.id, **body}
+        return body
+
+
+@dataclass
+class RequestRecord:
+    """One API request as received, for assertions on what a connector sent."""
+
+    seq: int
+    method: str
+    path: str
+    query: str
+    app_key: str | None
+    timestamp: str
+    """Emulator clock when the request arrived."""
+    monotonic: float
+    """Real seconds since the state was created (rates are about real time)."""
+    status: int | None = None
+    tenant_id: int | None = None
+    body: Any = None
+    fault: str | None = None
+    """Kind of the fault that decided this request's answer, if any."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "app_key": self.app_key,
+            "timestamp": self.timestamp,
+            "monotonic": self.monotonic,
+            "status": self.status,
+            "tenant_id": self.tenant_id,
+            "body": self.body,
+            "fault": self.fault,
+        }
+
+
+@dataclass
+class _AppKeyStats:
+    total_requests: int = 0
+    responses_429: int = 0
+    peak_requests_per_second: int = 0
+    window: deque[float] = field(default_factory=deque)
+
+
+class _TokenBucket:
+    """Classic token bucket: `rate` tokens per second, burst of one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self, now: float) -> float | None:
+        """None if the request may pass, else the seconds until it could."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return (1.0 - self.tokens) / self.rate
+
+
+class Tenant:
+    def __init__(self, spec: TenantSpec, start_ms: int) -> None:
+        self.spec = spec
+        self.stores: dict[str, RecordStore] = {}
+        was_enabled = gc.isenabled()
+        gc.disable()  # see generate_raw: building many long-lived objects
+        try:
+            generated = generate_raw(spec, start_ms)
+            for resource in RESOURCES:
+                store = RecordStore(resource, _INDEXES[resource])
+                store.load(generated[resource])
+                self.stores[resource] = store
+        finally:
+            if was_enabled:
+                gc.enable()
+        self.notes: dict[tuple[str, int], list[Note]] = {}
+        self.next_note_id = ID_BASE["notes"] + 1
+
+
+def _note_kind(kind: str) -> str:
+    normalized = kind.lower().rstrip("s")
+    if normalized not in NOTE_KINDS:
+        raise ValueError(f"unknown note kind {kind!r}; expected one of {NOTE_KINDS}")
+    return normalized
+
+
+class EmulatorState:
+    """State of one emulated ServiceTitan deployment (any number of tenants).
+
+    - `export_page_size`: records per export call (the vendor returns up to 5000).
+    - `rate_limit_per_second`: token bucket per app key; ServiceTitan allows 60 requests per
+      second per application, and seed 002 says tenants sharing an app share that budget.
+    - `start_time`: the emulator clock's start (default: now). Generated data lies before it;
+      same specs and same start give identical data.
+    - `frozen_clock`: if true the clock moves only through `advance_clock`; otherwise it also
+      follows real time, so tokens expire and changes get distinct `modifiedOn` in a live demo.
+    - `fault_seed`: seeds the RNG that decides rate-based faults.
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[TenantSpec] = (),
+        *,
+        export_page_size: int = 5000,
+        rate_limit_per_second: float = 60.0,
+        token_ttl_seconds: int = TOKEN_TTL_SECONDS,
+        start_time: datetime | None = None,
+        frozen_clock: bool = False,
+        fault_seed: int = 0,
+        max_logged_requests: int = 100_000,
+    ) -> None:
+        if export_page_size < 1:
+            raise ValueError("export_page_size must be >= 1")
+        if rate_limit_per_second <= 0:
+            raise ValueError("rate_limit_per_second must be > 0")
+        self.lock = threading.RLock()
+        self.export_page_size = export_page_size
+        self.rate_limit_per_second = float(rate_limit_per_second)
+        self.token_ttl_ms = token_ttl_seconds * 1000
+        start = start_time or datetime.now(UTC)
+        self._start_ms = datetime_to_ms(start)
+        self._frozen = frozen_clock
+        self._mono0 = time.monotonic()
+        self._offset_ms = 0
+        self.tenants: dict[int, Tenant] = {}
+        self._clients: dict[str, TenantSpec] = {}
+        self._app_keys: dict[str, set[int]] = {}
+        self._tokens: dict[str, TokenInfo] = {}
+        self._fault_seed = fault_seed
+        self._faults = FaultBook(fault_seed)
+        self._buckets: dict[str, _TokenBucket] = {}
+        self._stats: dict[str, _AppKeyStats] = {}
+        self._log: deque[RequestRecord] = deque(maxlen=max_logged_requests)
+        self._seq = 0
+        for spec in specs:
+            self.add_tenant(spec)
+
+    def reset(self) -> None:
+        """Return to the state right after construction, keeping every tenant added so far.
+
+        Data is regenerated from the tenant specs (same start, so identical), and notes, tokens,
+        faults, the request log, rate-limit buckets, stats and clock changes are dropped. Lets a
+        test suite share one running server and still start each test from a known state.
+        """
+        with self.lock:
+            specs = [tenant.spec for tenant in self.tenants.values()]
+            self.tenants.clear()
+            self._clients.clear()
+            self._app_keys.clear()
+            self._tokens.clear()
+            self._faults = FaultBook(self._fault_seed)
+            self._buckets.clear()
+            self._stats.clear()
+            self._log.clear()
+            self._seq = 0
+            self._mono0 = time.monotonic()
+            self._offset_ms = 0
+            for spec in specs:
+                self.add_tenant(spec)
+
+    # -- clock -------------------------------------------------------------------------------
+
+    @property
+    def start_ms(self) -> int:
+        return self._start_ms
+
+    def now_ms(self) -> int:
+        elapsed = 0 if self._frozen else int((time.monotonic() - self._mono0) * 1000)
+        return self._start_ms + elapsed + self._offset_ms
+
+    def now(self) -> datetime:
+        return ms_to_datetime(self.now_ms())
+
+    def advance_clock(self, seconds: float) -> datetime:
+        """Move the emulator clock forward (token expiry, `modifiedOn` of later changes)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self.lock:
+            self._offset_ms += int(seconds * 1000)
+            return self.now()
+
+    # -- tenants and records -----------------------------------------------------------------
+
+    def add_tenant(self, spec: TenantSpec) -> None:
+        with self.lock:
+            if spec.tenant_id in self.tenants:
+                raise ValueError(f"tenant {spec.tenant_id} already exists")
+            known = self._clients.get(spec.client_id)
+            if known is not None:
+                raise ValueError(f"client id {spec.client_id!r} already belongs to a tenant")
+            self.tenants[spec.tenant_id] = Tenant(spec, self._start_ms)
+            self._clients[spec.client_id] = spec
+            self._app_keys.setdefault(spec.app_key, set()).add(spec.tenant_id)
+
+    def tenant(self, tenant_id: int) -> Tenant:
+        found = self.tenants.get(tenant_id)
+        if found is None:
+            raise KeyError(f"no tenant {tenant_id}")
+        return found
+
+    def store(self, tenant_id: int, resource: str) -> RecordStore:
+        if resource not in RESOURCES:
+            raise ValueError(f"unknown resource {resource!r}; expected one of {RESOURCES}")
+        return self.tenant(tenant_id).stores[resource]
+
+    def upsert_record(
+        self, tenant_id: int, resource: str, record: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge `record` into the record with its `id`, or create a new record.
+
+        A new record starts from neutral defaults for every schema field and gets the next free
+        id unless `record` names one. Timestamps given as strings or datetimes are normalised;
+        `modifiedOn` is always set to the emulator's now, and kept strictly after every other
+        `modifiedOn` of the resource so that an export continuation token issued earlier always
+        sees the change. Set `"active": False` to delete (exports then carry it as inactive).
+        Returns the stored record in export shape.
+        """
+        incoming: dict[str, Any] = orjson.loads(orjson.dumps(record, default=_json_default))
+        with self.lock:
+            store = self.store(tenant_id, resource)
+            now = self.now_ms()
+            latest = store.max_mod
+            mod = now if latest is None or now > latest else latest + 1
+            record_id = incoming.get("id")
+            existing = store.get(record_id) if isinstance(record_id, int) else None
+            if existing is not None:
+                data = dict(existing)
+            else:
+                if record_id is None:
+                    record_id = max(store.max_id or 0, ID_BASE[resource]) + 1
+                if not isinstance(record_id, int) or not 0 < record_id < ID_LIMIT:
+                    raise ValueError(f"record id must be an integer in 1..{ID_LIMIT - 1}")
+                data = new_record_defaults(resource, record_id, now)
+            timestamp_fields = TIMESTAMP_FIELDS[resource]
+            for key, value in incoming.items():
+                if key in timestamp_fields and isinstance(value, str):
+                    value = parse_timestamp(value)
+                data[key] = value
+            data["id"] = record_id
+            data["modifiedOn"] = mod
+            if resource == "jobs" and not data.get("jobNumber"):
+                data["jobNumber"] = str(record_id)
+            store.put(data)
+            return orjson.loads(orjson.dumps(to_wire(resource, data)))  # type: ignore[no-any-return]
+
+    def get_records(self, tenant_id: int, resource: str) -> list[dict[str, Any]]:
+        """Every record of a resource (inactive ones too), in export shape, ordered by id."""
+        with self.lock:
+            store = self.store(tenant_id, resource)
+            records = [to_wire(resource, store.by_id[record_id]) for record_id in store.ids]
+            payload = orjson.dumps(records)
+        return orjson.loads(payload)  # type: ignore[no-any-return]
+
+    # -- notes -------------------------------------------------------------------------------
+
+    def add_note(
+        self, tenant_id: int, kind: str, parent_id: int, text: str, pin_to_top: bool = False
+    ) -> Note:
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            now = self.now_ms()
+            note = Note(
+                id=tenant.next_note_id,
+                kind=_note_kind(kind),
+                parent_id=parent_id,
+                text=text,
+                is_pinned=pin_to_top,
+                created_ms=now,
+                modified_ms=now,
+            )
+            tenant.next_note_id += 1
+            tenant.notes.setdefault((note.kind, parent_id), []).append(note)
+            return note
+
+    def notes_of(self, tenant_id: int, kind: str, parent_id: int) -> list[Note]:
+        with self.lock:
+            return list(self.tenant(tenant_id).notes.get((_note_kind(kind), parent_id), []))
+
+    def get_notes(self, tenant_id: int, kind: str, parent_id: int) -> list[dict[str, Any]]:
+        """Notes written on a job, customer or location, oldest first, in the vendor's shape."""
+        return [note.wire() for note in self.notes_of(tenant_id, kind, parent_id)]
+
+    # -- auth --------------------------------------------------------------------------------
+
+    def issue_token(self, client_id: str, client_secret: str) -> tuple[str, TenantSpec] | None:
+        """A fresh opaque token for valid client credentials, else None."""
+        with self.lock:
+            spec = self._clients.get(client_id)
+            if spec is None or not secrets.compare_digest(spec.client_secret, client_secret):
+                return None
+            token = secrets.token_urlsafe(32)
+            self._tokens[token] = TokenInfo(
+                spec.tenant_id, spec.app_key, self.now_ms() + self.token_ttl_ms
+            )
+            return token, spec
+
+    def token_info(self, token: str) -> TokenInfo | None:
+        """The live token's grant, or None if unknown, revoked or expired (emulator clock)."""
+        with self.lock:
+            info = self._tokens.get(token)
+            if info is None:
+                return None
+            if self.now_ms() >= info.expires_ms:
+                del self._tokens[token]
+                return None
+            return info
+
+    def expire_all_tokens(self) -> None:
+        with self.lock:
+            self._tokens.clear()
+
+    def is_app_key(self, app_key: str) -> bool:
+        with self.lock:
+            return app_key in self._app_keys
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def arm_fault(
+        self,
+        kind: str,
+        *,
+        route: str = "*",
+        times: int | _Unset | None = UNSET,
+        rate: float | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
+        latency_ms: int | None = None,
+        phase: str = "before",
+    ) -> Fault:
+        """Arm a fault (see `faults.py`). `times` defaults to 1, or unlimited when `rate` is set."""
+        if isinstance(times, _Unset):
+            times = None if rate is not None else 1
+        if kind == "timeout_after_store":
+            phase = "after"
+        fault = Fault(
+            id=0,
+            kind=kind,
+            route=route,
+            times=times,
+            rate=rate,
+            status=status,
+            retry_after=retry_after,
+            latency_ms=latency_ms,
+            phase=phase,
+        )
+        with self.lock:
+            return self._faults.arm(fault)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def faults(self) -> list[Fault]:
+        with self.lock:
+            return self._faults.list()
+
+    def plan_faults(self, method: str, path: str) -> FaultPlan:
+        with self.lock:
+            return self._faults.plan(method, path)
+
+    # -- rate limit, request log, stats ------------------------------------------------------
+
+    def record_request(
+        self, method: str, path: str, query: str, app_key: str | None, body: Any = None
+    ) -> RequestRecord:
+        with self.lock:
+            self._seq += 1
+            now = time.monotonic()
+            entry = RequestRecord(
+                seq=self._seq,
+                method=method,
+                path=path,
+                query=query,
+                app_key=app_key,
+                timestamp=format_ms(self.now_ms()),
+                monotonic=now - self._mono0,
+                body=body,
+            )
+            self._log.append(entry)
+            if app_key is not None:
+                stats = self._stats.setdefault(app_key, _AppKeyStats())
+                stats.total_requests += 1
+                window = stats.window
+                window.append(now)
+                while window and window[0] <= now - 1.0:
+                    window.popleft()
+                stats.peak_requests_per_second = max(stats.peak_requests_per_second, len(window))
+            return entry
+
+    def finish_request(self, entry: RequestRecord, status: int) -> None:
+        with self.lock:
+            entry.status = status
+            if status == 429 and entry.app_key is not None:
+                self._stats.setdefault(entry.app_key, _AppKeyStats()).responses_429 += 1
+
+    def take_rate_token(self, app_key: str) -> float | None:
+        """None if the app key may make a request now, else seconds until it may."""
+        with self.lock:
+            bucket = self._buckets.get(app_key)
+            if bucket is None:
+                bucket = self._buckets[app_key] = _TokenBucket(self.rate_limit_per_second)
+            return bucket.take(time.monotonic())
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The request log (API and token calls, not `/__emulator` control calls), oldest first."""
+        with self.lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self.lock:
+            self._log.clear()
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per app key: requests received, 429s answered, peak requests in any 1-second window."""
+        with self.lock:
+            return {
+                app_key: {
+                    "total_requests": stats.total_requests,
+                    "responses_429": stats.responses_429,
+                    "peak_requests_per_second": stats.peak_requests_per_second,
+                }
+                for app_key, stats in self._stats.items()
+            }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_ms(datetime_to_ms(value))
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a record")
