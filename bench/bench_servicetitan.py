@@ -79,16 +79,19 @@ def phase(name: str) -> dict[str, float]:
     counts = summary["counts"]
     fetched = sum(c["fetched"] for c in counts.values())
     jobs = counts.get("st:jobs", {})
+    for stream, c in counts.items():
+        print(f"STREAM {stream}: " + ", ".join(f"{k}={v}" for k, v in c.items()), file=sys.stderr)
     return {
         "phase": name,  # type: ignore[dict-item]
-        "wall_s": round(wall, 2),
+        "process_s": round(wall, 2),
+        "flow_s": summary["elapsed_s"],
         "records_fetched": fetched,
         "jobs_fetched": jobs.get("fetched", 0),
         "opportunities_created": jobs.get("created", 0),
         "opportunities_updated": jobs.get("updated", 0),
         "opportunities_in_hub": opps,
-        "records_per_s": round(fetched / wall, 1),
-        "jobs_per_s": round(jobs.get("fetched", 0) / wall, 1),
+        "records_per_s": round(fetched / summary["elapsed_s"], 1),
+        "jobs_per_s": round(jobs.get("fetched", 0) / summary["elapsed_s"], 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -141,10 +144,13 @@ def main() -> None:
                        cwd=ROOT, env=env, check=True)
         results = []
         for ph in ("first", "resync"):
-            out = subprocess.run(
+            proc = subprocess.run(
                 [sys.executable, __file__, "--phase", ph], cwd=ROOT, env=env, check=True,
                 capture_output=True, text=True,
-            ).stdout
+            )
+            out = proc.stdout
+            print(f"{ph}:")
+            print("\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("STREAM ")))
             line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
             results.append(json.loads(line[len("RESULT "):]))
         print()

@@ -160,7 +160,7 @@ def _upsert_mirror(cur: psycopg.Cursor[Any], batch: MergeBatch) -> None:
                                 parent_ref, modified_at, payload)
         SELECT %s, %s, v.resource, v.external_id, v.customer_ref, v.parent_ref, v.modified_at,
                v.payload::jsonb
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::text[])
              AS v(resource, external_id, customer_ref, parent_ref, modified_at, payload)
         ON CONFLICT (tenant_id, integration_id, resource, external_id) DO UPDATE
         SET customer_ref = excluded.customer_ref, parent_ref = excluded.parent_ref,
@@ -265,7 +265,7 @@ def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: Me
             """
             INSERT INTO contact (id, tenant_id, email, phone, first_name, last_name)
             SELECT v.id, %s, v.email, v.phone, v.first_name, v.last_name
-            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
+            FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[])
                  AS v(id, email, phone, first_name, last_name)
             """,
             (
@@ -285,7 +285,7 @@ def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: Me
         cur.execute(
             """
             INSERT INTO contact_link (tenant_id, integration_id, external_contact_id, contact_id)
-            SELECT %s, %s, v.ext, v.cid FROM unnest(%s::text[], %s::bigint[]) AS v(ext, cid)
+            SELECT %s, %s, v.ext, v.cid FROM unnest(%b::text[], %b::bigint[]) AS v(ext, cid)
             ON CONFLICT DO NOTHING
             """,
             (tenant, integ, [e for e, _ in items], [c for _, c in items]),
@@ -298,7 +298,7 @@ def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: Me
             SET email = coalesce(c.email, v.email), phone = coalesce(c.phone, v.phone),
                 first_name = coalesce(c.first_name, v.first_name),
                 last_name = coalesce(c.last_name, v.last_name), updated_at = now()
-            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
+            FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[])
                  AS v(id, email, phone, first_name, last_name)
             WHERE c.id = v.id AND c.tenant_id = %s
               AND ((c.email IS NULL AND v.email IS NOT NULL)
@@ -324,9 +324,9 @@ def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: Me
         SELECT %s, %s, v.contact_id, v.model, v.match_key, v.external_id, v.external_contact_id,
                v.created, v.updated, v.email, v.first_name, v.last_name, v.phone, v.status,
                v.details::jsonb
-        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::text[])
+        FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::timestamptz[], %b::timestamptz[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[])
              AS v(contact_id, model, match_key, external_id, external_contact_id, created,
                   updated, email, first_name, last_name, phone, status, details)
         ON CONFLICT (tenant_id, integration_id, model, match_key) DO UPDATE
@@ -393,7 +393,7 @@ def _record_rejects(cur: psycopg.Cursor[Any], batch: MergeBatch, run_id: int | N
         INSERT INTO rejected_record AS r (tenant_id, integration_id, run_id, stream, external_key,
                                           reason, payload)
         SELECT %s, %s, %s, %s, v.key, v.reason, v.payload::jsonb
-        FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(key, reason, payload)
+        FROM unnest(%b::text[], %b::text[], %b::text[]) AS v(key, reason, payload)
         ON CONFLICT (tenant_id, integration_id, stream, external_key) DO UPDATE
         SET reason = excluded.reason, payload = excluded.payload, run_id = excluded.run_id,
             times_seen = r.times_seen + 1, last_seen_at = now()

@@ -107,10 +107,22 @@ def read_cursor(integration_id: int, stream: str) -> StreamCursor:
     return StreamCursor(*row) if row else StreamCursor(None, None, None)
 
 
-def fetch_page(integration_id: int, stream: str, started_at: datetime) -> FetchedPage:
+def fetch_page(
+    integration_id: int, stream: str, started_at: datetime, after: str | None = None
+) -> FetchedPage:
+    """The page after the stream's committed cursor, or after ``after`` when the caller already
+    holds the next cursor (the flow fetches page N+1 while page N is still merging; if it dies
+    before that merge commits, the next run starts again from the committed cursor)."""
     ctx = load_integration(integration_id)
     cursor = read_cursor(integration_id, stream)
+    if after is not None:
+        cursor = StreamCursor(after, cursor.window_start, cursor.last_success_at)
     return get_provider(ctx.provider).fetch_page(ctx, stream, cursor, started_at)
+
+
+def pages_independent(integration_id: int, stream: str) -> bool:
+    ctx = load_integration(integration_id)
+    return get_provider(ctx.provider).pages_independent(stream)
 
 
 def map_page(integration_id: int, page: FetchedPage) -> MergeBatch:

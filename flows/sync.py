@@ -10,8 +10,10 @@ Tenant flows are async so the dispatcher runs several at once for ~0.1 s of Pref
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
@@ -20,7 +22,8 @@ from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import opaque
 from pydantic import Field
 
-from crmsync.merge import MergeCounts
+from crmsync.merge import MergeBatch, MergeCounts
+from crmsync.providers.base import FetchedPage
 from tasks.sync import (
     authenticate,
     fetch_modified,
@@ -31,6 +34,8 @@ from tasks.sync import (
     merge_opportunities,
     start_run,
 )
+
+T = TypeVar("T")
 
 
 class TenantSyncError(RuntimeError):
@@ -44,6 +49,32 @@ def _safe(exc: BaseException) -> str:
 def _started_at() -> datetime:
     scheduled = flow_run.scheduled_start_time
     return scheduled if scheduled else datetime.now(UTC)
+
+
+async def _timed(seconds: dict[str, float], key: str, step: Awaitable[T]) -> T:
+    """Await one step, adding its wall time to ``seconds[key]`` (reported per stream)."""
+    t0 = time.perf_counter()
+    try:
+        return await step
+    finally:
+        seconds[key] += time.perf_counter() - t0
+
+
+async def _fetch_ahead(
+    integration_id: int,
+    stream: str,
+    started_at: datetime,
+    after: str | None,
+    independent: bool,
+    seconds: dict[str, float],
+) -> tuple[FetchedPage, MergeBatch | None]:
+    """Fetch the next page, and map it too when the stream's pages do not depend on each other."""
+    page = await _timed(
+        seconds, "fetch_s", fetch_modified(integration_id, stream, started_at, after)
+    )
+    if not independent:
+        return page, None
+    return page, await _timed(seconds, "map_s", map_records(integration_id, opaque(page)))
 
 
 @flow(
@@ -67,9 +98,10 @@ async def sync_tenant(
         tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
     """
     logger = get_run_logger()
+    clock = time.perf_counter()
     started_at = _started_at()
     run_id = await start_run(tenant_slug, str(flow_run.id) if flow_run.id else None)
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, float]] = {}
     errors: dict[str, str] = {}
     for integ in await list_integrations(tenant_slug):
         try:
@@ -80,19 +112,47 @@ async def sync_tenant(
                 "integration %s: authentication failed: %s", integ.name, errors[integ.name]
             )
             continue
-        for stream in await list_streams(integ.id):
+        for stream, independent in await list_streams(integ.id):
             totals = MergeCounts()
+            seconds = {"fetch_s": 0.0, "map_s": 0.0, "merge_s": 0.0}
+
+            ahead: asyncio.Future[tuple[FetchedPage, MergeBatch | None]] | None = None
             try:
+                page = await _timed(
+                    seconds, "fetch_s", fetch_modified(integ.id, stream, started_at)
+                )
+                batch = await _timed(seconds, "map_s", map_records(integ.id, opaque(page)))
                 while True:
-                    page = await fetch_modified(integ.id, stream, started_at)
-                    batch = await map_records(integ.id, opaque(page))
-                    totals.add(MergeCounts(**await merge_opportunities(opaque(batch), run_id)))
-                    if not page.has_more:
+                    # Page N+1 is fetched (and, when pages are independent, mapped) while page
+                    # N merges; only the merge commits a cursor, so a crash repeats, never skips.
+                    ahead = (
+                        asyncio.ensure_future(
+                            _fetch_ahead(
+                                integ.id, stream, started_at, page.next_cursor, independent, seconds
+                            )
+                        )
+                        if page.has_more
+                        else None
+                    )
+                    merged = await _timed(
+                        seconds, "merge_s", merge_opportunities(opaque(batch), run_id)
+                    )
+                    totals.add(MergeCounts(**merged))
+                    if ahead is None:
                         break
+                    page, mapped = await ahead
+                    batch = mapped or await _timed(
+                        seconds, "map_s", map_records(integ.id, opaque(page))
+                    )
             except Exception as exc:
+                if ahead is not None and not ahead.done():
+                    ahead.cancel()
                 errors[f"{integ.name}:{stream}"] = _safe(exc)
                 logger.error("%s/%s failed: %s", integ.name, stream, _safe(exc))
-            counts[f"{integ.name}:{stream}"] = totals.as_dict()
+            counts[f"{integ.name}:{stream}"] = {
+                **totals.as_dict(),
+                **{k: round(v, 3) for k, v in seconds.items()},
+            }
     status = await finish_run(run_id, counts, errors)
     await acreate_table_artifact(
         key=f"sync-{tenant_slug}"[:100],
@@ -100,7 +160,13 @@ async def sync_tenant(
         + [{"stream": k, "error": v} for k, v in errors.items()],
         description=f"Tenant {tenant_slug}: sync run {run_id} {status}",
     )
-    summary = {"tenant": tenant_slug, "run_id": run_id, "status": status, "counts": counts}
+    summary = {
+        "tenant": tenant_slug,
+        "run_id": run_id,
+        "status": status,
+        "elapsed_s": round(time.perf_counter() - clock, 3),
+        "counts": counts,
+    }
     if errors:
         raise TenantSyncError(
             f"tenant {tenant_slug}: " + "; ".join(f"{k}: {v}" for k, v in errors.items())

@@ -57,9 +57,11 @@ async def authenticate(integration_id: int) -> str:
 
 
 @task(name="fetch-modified", task_run_name="fetch-{stream}-{integration_id}", **_RETRY)
-async def fetch_modified(integration_id: int, stream: str, started_at: datetime) -> FetchedPage:
-    """One page of records changed since the stream's committed cursor."""
-    return await asyncio.to_thread(sync.fetch_page, integration_id, stream, started_at)
+async def fetch_modified(
+    integration_id: int, stream: str, started_at: datetime, after: str | None = None
+) -> FetchedPage:
+    """One page of records changed since the stream's committed cursor (or since ``after``)."""
+    return await asyncio.to_thread(sync.fetch_page, integration_id, stream, started_at, after)
 
 
 @task(name="map", task_run_name="map-{integration_id}", **_RETRY)
@@ -92,8 +94,15 @@ async def list_integrations(tenant_slug: str) -> list[sync.IntegrationRef]:
 
 
 @task(name="list-streams", cache_policy=NO_CACHE, persist_result=False)
-async def list_streams(integration_id: int) -> list[str]:
-    return await asyncio.to_thread(sync.streams, integration_id)
+async def list_streams(integration_id: int) -> list[tuple[str, bool]]:
+    """The integration's streams in read order, each with whether its pages may be pipelined."""
+
+    def run() -> list[tuple[str, bool]]:
+        return [
+            (s, sync.pages_independent(integration_id, s)) for s in sync.streams(integration_id)
+        ]
+
+    return await asyncio.to_thread(run)
 
 
 @task(

@@ -68,6 +68,11 @@ class Provider(Protocol):
         that are composed from them)."""
         ...
 
+    def pages_independent(self, stream: str) -> bool:
+        """True when mapping a page reads nothing that earlier pages of the same stream write,
+        so page N+1 may be mapped while page N merges."""
+        ...
+
     def authenticate(self, ctx: IntegrationContext) -> datetime:
         """Obtain (or reuse) an access token; raise a connector AuthError on bad credentials."""
         ...

@@ -20,16 +20,17 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.errors import ConnectorError
-from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials
+from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials, first_sync_from
 from crmsync.merge import MergeBatch, MirrorRow
 from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from crmsync.settings import get_settings
 from models.mappings.servicetitan import map_job, map_membership
 from models.normalize import normalize_email, parse_timestamp
 from models.standard import MappedOpportunity, MappingError, RejectedRecord
@@ -136,6 +137,11 @@ class ServiceTitanProvider:
             out.append("memberships")
         return out
 
+    def pages_independent(self, stream: str) -> bool:
+        # Job/membership pages read only the related streams, which are complete by then;
+        # related-stream pages re-compose mirrored jobs, which earlier pages may still change.
+        return stream in ("jobs", "memberships")
+
     def authenticate(self, ctx: IntegrationContext) -> datetime:
         return _client(ctx).authenticate()
 
@@ -147,8 +153,7 @@ class ServiceTitanProvider:
     ) -> FetchedPage:
         from_ = cursor.cursor
         if from_ is None and stream not in ("customers", "customer_contacts"):
-            days = int(ctx_first_sync_days(ctx))
-            from_ = (started_at - timedelta(days=days)).date().isoformat()
+            from_ = first_sync_from(started_at, days=get_settings().first_sync_days)
         page = _client(ctx).export_page(stream, from_)
         if page.has_more and page.continue_from == from_:
             raise ConnectorError(
@@ -210,12 +215,6 @@ class ServiceTitanProvider:
         if jobs or memberships:
             batch.opportunities = _compose(conn, ctx, settings, jobs, memberships, overlay, batch)
         return batch
-
-
-def ctx_first_sync_days(ctx: IntegrationContext) -> int:
-    from crmsync.settings import get_settings
-
-    return get_settings().first_sync_days
 
 
 def _mirror_row(
@@ -303,10 +302,16 @@ def _compose(
         cur.execute(
             """
             SELECT resource, external_id, customer_ref, parent_ref, payload FROM crm_record
-            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND (
-                (resource = 'customers' AND external_id = ANY(%(c)s))
-             OR (resource = 'customer_contacts' AND customer_ref = ANY(%(c)s))
-             OR (resource = ANY(%(w)s) AND parent_ref = ANY(%(j)s)))
+            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND resource = 'customers'
+              AND external_id = ANY(%(c)s)
+            UNION ALL
+            SELECT resource, external_id, customer_ref, parent_ref, payload FROM crm_record
+            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND resource = 'customer_contacts'
+              AND customer_ref = ANY(%(c)s)
+            UNION ALL
+            SELECT resource, external_id, customer_ref, parent_ref, payload FROM crm_record
+            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND resource = ANY(%(w)s)
+              AND parent_ref = ANY(%(j)s)
             """,
             {"t": ctx.tenant_id, "i": ctx.id, "c": customer_ids, "w": wanted, "j": job_ids},
         )

@@ -523,7 +523,11 @@ def notes_list_endpoint(kind: str) -> Handler:
 
 
 def notes_create_endpoint(kind: str) -> Handler:
-    """POST a note: body `{text*, pinToTop?}` (+ `addToLocations` / `addToCustomer` in CRM)."""
+    """POST a note: body `{text*, pinToTop?}` (+ `addToLocations` / `addToCustomer` in CRM).
+
+    [I] A note does not change its parent's `modifiedOn` (the vendor does not say it does), so
+    pushing notes does not make the product re-sync the record; note lists are oldest first.
+    """
 
     async def endpoint(request: Request) -> Response:
         state: EmulatorState = request.app.state.emulator
@@ -771,9 +775,8 @@ class EmulatorGate:
         if plan.expire_tokens:
             state.expire_all_tokens()
         terminal = plan.terminal
-        if terminal is not None:
-            entry.fault = terminal.kind
         if terminal is not None and terminal.phase == "before":
+            entry.fault = terminal.kind
             if terminal.kind == "status":
                 await _fault_status(terminal)(scope, replay, logged_send)
             else:
@@ -798,6 +801,8 @@ class EmulatorGate:
                 buffered.body.append(message.get("body", b""))
 
         await self.app(scope, replay, buffer_send)
+        if terminal is not None:
+            entry.fault = terminal.kind
         delay_ms = plan.latency_after_ms
         if terminal is not None and terminal.kind == "timeout_after_store":
             delay_ms += terminal.latency_ms or 0

@@ -169,6 +169,10 @@ class Tenant:
         finally:
             if was_enabled:
                 gc.enable()
+        if was_enabled and sum(len(store) for store in self.stores.values()) >= 50_000:
+            # Pay the first full collection over the new objects now rather than in the middle
+            # of serving a page; afterwards full collections are rare (they scale with growth).
+            gc.collect()
         self.notes: dict[tuple[str, int], list[Note]] = {}
         self.next_note_id = ID_BASE["notes"] + 1
 
@@ -332,12 +336,53 @@ class EmulatorState:
                 if key in timestamp_fields and isinstance(value, str):
                     value = parse_timestamp(value)
                 data[key] = value
+            if existing is None:
+                self._link_new_record(tenant_id, resource, data, incoming)
             data["id"] = record_id
             data["modifiedOn"] = mod
             if resource == "jobs" and not data.get("jobNumber"):
                 data["jobNumber"] = str(record_id)
+            if (
+                resource == "jobs"
+                and incoming.get("jobStatus") == "Completed"
+                and data.get("completedOn") is None
+            ):
+                data["completedOn"] = mod  # completing a job stamps it, as the CRM would
             store.put(data)
             return orjson.loads(orjson.dumps(to_wire(resource, data)))  # type: ignore[no-any-return]
+
+    def _link_new_record(
+        self, tenant_id: int, resource: str, data: dict[str, Any], given: dict[str, Any]
+    ) -> None:
+        """Fill a new record's links from its parent, so tests only name the parent.
+
+        Appointments take the job's customer; estimates the job's customer, location and
+        number; jobs without a location take the customer's first one. A record whose required
+        parent is missing is refused rather than stored dangling.
+        """
+        stores = self.tenant(tenant_id).stores
+        required = {
+            "locations": "customerId",
+            "customer_contacts": "customerId",
+            "memberships": "customerId",
+            "jobs": "customerId",
+            "appointments": "jobId",
+        }.get(resource)
+        if required is not None and not given.get(required):
+            raise ValueError(f"a new {resource} record needs {required}")
+        job = stores["jobs"].get(given["jobId"]) if given.get("jobId") else None
+        if resource == "appointments" and job is not None and "customerId" not in given:
+            data["customerId"] = job["customerId"]
+        if resource == "estimates" and job is not None:
+            for field_name in ("customerId", "locationId", "jobNumber", "projectId"):
+                if field_name not in given:
+                    data[field_name] = job[field_name]
+        if resource == "jobs" and not given.get("locationId"):
+            locations = stores["locations"]
+            owned = sorted(locations.ids_where("customerId", [given["customerId"]]))
+            if not owned:
+                raise ValueError("a new job needs a locationId (the customer has no location)")
+            data["locationId"] = owned[0]
 
     def get_records(self, tenant_id: int, resource: str) -> list[dict[str, Any]]:
         """Every record of a resource (inactive ones too), in export shape, ordered by id."""

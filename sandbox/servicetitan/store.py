@@ -192,8 +192,14 @@ class RecordStore:
             low, high = mod_range
             start = 0 if low is None else bisect_left(self.order, low * ID_LIMIT)
             stop = len(self.order) if high is None else bisect_left(self.order, high * ID_LIMIT)
-            candidates = [key % ID_LIMIT for key in self.order[start:stop]]
-            base_order = "ModifiedOn"
+            if sort_field != "ModifiedOn" and (stop - start) * 4 > len(self.order):
+                # A wide window in id order: scanning ids lazily beats sorting most of the store
+                # (the predicate re-checks the window).
+                candidates = self.ids
+                base_order = "Id"
+            else:
+                candidates = [key % ID_LIMIT for key in self.order[start:stop]]
+                base_order = "ModifiedOn"
         else:
             candidates = self.ids
             base_order = "Id"

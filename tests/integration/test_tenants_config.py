@@ -106,7 +106,7 @@ def test_invalid_credentials_error_never_echoes_the_secret(tmp_path: Path, env: 
 
 
 def test_unknown_provider_is_an_error_naming_the_line(tmp_path: Path, env: str) -> None:
-    with pytest.raises(tenants.ConfigError, match=r":6: unknown provider 'hubspot'"):
+    with pytest.raises(tenants.ConfigError, match=r":6: unknown provider 'hubspot'; known: servicetitan, leadperfection, improveit360"):
         tenants.load(write(tmp_path, GOOD.replace("provider: servicetitan", "provider: hubspot")))
 
 

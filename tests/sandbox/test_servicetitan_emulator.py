@@ -1,4 +1,4 @@
-"""The ServiceTitan emulator speaks the vendor's wire format (shared/reference/crm-apis.md §1, §5.1).
+"""The ServiceTitan emulator speaks the vendor's wire format (crm-apis.md §1 and §5.1).
 
 Everything goes through real HTTP (httpx against uvicorn on loopback), because the connector under
 test will too. Response bodies are validated against the vendor's own OpenAPI documents in
@@ -163,7 +163,7 @@ def validate_response(document: str, spec_path: str, method: str, body: Any) -> 
     operation = doc["paths"][spec_path][method]
     ok = operation["responses"]["200"]
     schema = ok["schema"] if "schema" in ok else ok["content"]["application/json"]["schema"]
-    root = {key: doc[key] for key in ("components", "definitions") if key in doc}
+    root: dict[str, Any] = {key: doc[key] for key in ("components", "definitions") if key in doc}
     root["allOf"] = [schema]
     validator = Draft4Validator(root, format_checker=Draft4Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(body), key=lambda error: list(error.absolute_path))
@@ -314,7 +314,11 @@ def test_note_post_returns_the_vendor_note_response(
 
 
 def test_token_endpoint_issues_a_fresh_bearer_token_on_every_call(emu: RunningEmulator) -> None:
-    form = {"grant_type": "client_credentials", "client_id": "cid.acme", "client_secret": "cs1.acme"}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "cid.acme",
+        "client_secret": "cs1.acme",
+    }
     with httpx.Client(base_url=emu.url) as http:
         first = http.post("/connect/token", data=form)
         second = http.post("/connect/token", data=form)
@@ -333,7 +337,11 @@ def test_token_endpoint_issues_a_fresh_bearer_token_on_every_call(emu: RunningEm
 def test_token_endpoint_rejects_bad_client_credentials_with_invalid_client(
     emu: RunningEmulator, client_id: str, client_secret: str
 ) -> None:
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
     response = httpx.post(f"{emu.url}/connect/token", data=form)
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_client"}
@@ -443,7 +451,9 @@ def test_more_than_50_ids_is_a_400_api_error(acme: Api) -> None:
 
 
 def test_ids_filter_returns_exactly_those_records(emu: RunningEmulator, acme: Api) -> None:
-    wanted = [r["id"] for r in emu.state.get_records(ACME.tenant_id, "customers") if r["active"]][:5]
+    wanted = [r["id"] for r in emu.state.get_records(ACME.tenant_id, "customers") if r["active"]][
+        :5
+    ]
     response = acme.get("crm", "customers", ids=",".join(map(str, reversed(wanted))))
     assert [c["id"] for c in response.json()["data"]] == sorted(wanted)
 
@@ -488,7 +498,9 @@ def test_active_parameter_defaults_to_active_records_only(emu: RunningEmulator, 
     assert inactive, "the generated data should hold inactive customers"
 
     def listed(**params: Any) -> set[int]:
-        return {c["id"] for c in acme.get("crm", "customers", pageSize=5000, **params).json()["data"]}
+        return {
+            c["id"] for c in acme.get("crm", "customers", pageSize=5000, **params).json()["data"]
+        }
 
     assert listed() == {r["id"] for r in records if r["active"]}
     assert listed(active="Any") == {r["id"] for r in records}
@@ -528,7 +540,9 @@ def test_parent_filters_return_the_children_of_that_parent(emu: RunningEmulator,
     contacts = [c for c in state.get_records(ACME.tenant_id, "customer_contacts") if c["active"]]
     customer_id = contacts[0]["customerId"]
     listed = acme.get("crm", f"customers/{customer_id}/contacts").json()["data"]
-    assert {c["id"] for c in listed} == {c["id"] for c in contacts if c["customerId"] == customer_id}
+    assert {c["id"] for c in listed} == {
+        c["id"] for c in contacts if c["customerId"] == customer_id
+    }
     assert all("customerId" not in c for c in listed)  # per-customer shape has no customerId
 
     memberships = state.get_records(ACME.tenant_id, "memberships")
@@ -663,7 +677,9 @@ def test_notes_are_stored_and_readable_over_http_and_in_process(
     emu: RunningEmulator, acme: Api
 ) -> None:
     job_id = next(j["id"] for j in emu.state.get_records(ACME.tenant_id, "jobs") if j["active"])
-    first = acme.post("jpm", f"jobs/{job_id}/notes", {"text": "Outbound SMS sent", "pinToTop": True})
+    first = acme.post(
+        "jpm", f"jobs/{job_id}/notes", {"text": "Outbound SMS sent", "pinToTop": True}
+    )
     second = acme.post("jpm", f"jobs/{job_id}/notes", {"text": "Customer replied"})
     assert first.status_code == second.status_code == 200
     listed = acme.get("jpm", f"jobs/{job_id}/notes", includeTotal="true").json()
@@ -674,7 +690,11 @@ def test_notes_are_stored_and_readable_over_http_and_in_process(
 
 
 def test_note_on_an_unknown_parent_is_a_404_api_error(acme: Api) -> None:
-    for module, path in [("jpm", "jobs/1/notes"), ("crm", "customers/1/notes"), ("crm", "locations/1/notes")]:
+    for module, path in [
+        ("jpm", "jobs/1/notes"),
+        ("crm", "customers/1/notes"),
+        ("crm", "locations/1/notes"),
+    ]:
         response = acme.post(module, path, {"text": "hello"})
         assert response.status_code == 404, path
         assert response.json()["status"] == 404
@@ -748,7 +768,9 @@ def test_status_fault_answers_once_then_the_route_recovers(emu: RunningEmulator,
     assert acme.get("jpm", "export/jobs").status_code == 200
 
 
-def test_status_429_fault_carries_the_requested_retry_after(emu: RunningEmulator, acme: Api) -> None:
+def test_status_429_fault_carries_the_requested_retry_after(
+    emu: RunningEmulator, acme: Api
+) -> None:
     emu.state.arm_fault("status", status=429, retry_after=7, times=2)
     for _ in range(2):
         response = acme.get("crm", "customers")
@@ -796,22 +818,30 @@ def test_timeout_after_store_keeps_the_write_although_the_client_timed_out(
         api.close()
 
 
-def test_after_phase_status_fault_stores_the_write_but_answers_the_error(
-    emu: RunningEmulator, acme: Api
+@pytest.mark.parametrize("kind", ["status", "drop_connection"])
+def test_after_phase_fault_keeps_the_write_but_the_client_sees_a_failure(
+    emu: RunningEmulator, acme: Api, kind: str
 ) -> None:
     location_id = emu.state.get_records(ACME.tenant_id, "locations")[0]["id"]
-    emu.state.arm_fault("status", route="*/notes", status=502, phase="after")
-    response = acme.post("crm", f"locations/{location_id}/notes", {"text": "Ambiguous"})
-    assert response.status_code == 502
+    emu.state.arm_fault(kind, route="*/notes", status=502, phase="after")
+    try:
+        response = acme.post("crm", f"locations/{location_id}/notes", {"text": "Ambiguous"})
+        response.read()
+        assert response.status_code == 502
+    except httpx.TransportError:
+        assert kind == "drop_connection"
     assert len(emu.state.get_notes(ACME.tenant_id, "location", location_id)) == 1
+    assert emu.state.requests[-1].fault == kind
 
 
 def test_rate_based_faults_are_reproducible_with_the_same_fault_seed() -> None:
     def pattern(seed: int) -> list[bool]:
         state = EmulatorState([], fault_seed=seed)
         state.arm_fault("status", route="/crm/*", status=500, rate=0.3)
-        return [state.plan_faults("GET", "/crm/v2/tenant/1/customers").terminal is not None
-                for _ in range(200)]
+        return [
+            state.plan_faults("GET", "/crm/v2/tenant/1/customers").terminal is not None
+            for _ in range(200)
+        ]
 
     first = pattern(5)
     assert first == pattern(5)
@@ -899,6 +929,10 @@ def test_upsert_bumps_modified_on_to_the_emulator_clock_and_creates_new_ids(
     new = state.upsert_record(ACME.tenant_id, "customers", {"name": "Doe, Jane"})
     assert new["id"] > max(c["id"] for c in state.get_records(ACME.tenant_id, "customers")[:-1])
     assert new["active"] is True and new["createdOn"] == new["modifiedOn"]
+    appointment = state.upsert_record(ACME.tenant_id, "appointments", {"jobId": job["id"]})
+    assert appointment["customerId"] == job["customerId"]  # links filled from the parent job
+    with pytest.raises(ValueError):
+        state.upsert_record(ACME.tenant_id, "customer_contacts", {"type": "Email", "value": "x"})
 
 
 # -- generated data --------------------------------------------------------------------------
@@ -931,7 +965,11 @@ def test_generated_data_has_the_shapes_a_sync_product_must_handle() -> None:
     assert {c["type"] for c in contacts} == {"Phone", "MobilePhone", "Email", "Fax"}
     owners: dict[str, set[int]] = defaultdict(set)
     for contact in contacts:
-        key = contact["phoneSettings"]["phoneNumber"] if contact["phoneSettings"] else contact["value"]
+        key = (
+            contact["phoneSettings"]["phoneNumber"]
+            if contact["phoneSettings"]
+            else contact["value"]
+        )
         owners[key].add(contact["customerId"])
     shared = [value for value, who in owners.items() if len(who) > 1]
     assert any("@" in value and "noemail" not in value for value in shared)
