@@ -37,8 +37,32 @@ class Settings(BaseSettings):
     first_sync_days: int = Field(
         default=90, ge=1, description="Look-back of a first sync (seed 002)."
     )
+    http_timeout_seconds: float = Field(default=60, gt=0, description="Read timeout of CRM calls.")
+    notification_block: str | None = Field(
+        default=None,
+        description="Prefect notification block ('block-type-slug/name') for failure reports.",
+    )
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class PushPolicy(BaseSettings):
+    """Delivery policy of pushes (seed 003: "wait a few minutes and then try again ... after three
+    failed attempts ... mark as not integrated"; seed 004: a parent record must exist first)."""
+
+    model_config = SettingsConfigDict(env_prefix="CRMSYNC_PUSH_", extra="ignore")
+
+    max_attempts: int = Field(default=3, ge=1, description="Failed attempts before not_integrated.")
+    retry_delay_seconds: float = Field(default=180, ge=0, description="Wait between attempts.")
+    defer_seconds: float = Field(default=300, ge=0, description="Re-check for a missing parent.")
+    orphan_after_seconds: float = Field(
+        default=86_400, ge=0, description="Grace period for the parent record to be synced."
+    )
+    stale_sending_seconds: float = Field(
+        default=300, ge=1, description="A claim older than this is from a dead worker."
+    )
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    report_hours: float = Field(default=4, gt=0, description="Window of the failures report.")

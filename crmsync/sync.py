@@ -53,6 +53,14 @@ def tenant_integrations(tenant_slug: str) -> list[IntegrationRef]:
         return [IntegrationRef(r.id or 0, tenant.id, tenant.slug, r.name, r.provider) for r in rows]
 
 
+def tenant_id_of(tenant_slug: str) -> int:
+    with db.connect() as conn:
+        row = conn.execute("SELECT id FROM tenant WHERE slug = %s", (tenant_slug,)).fetchone()
+    if row is None:
+        raise TenantNotFoundError(f"no tenant with slug {tenant_slug!r}")
+    return int(row[0])
+
+
 def active_tenants() -> list[str]:
     """Slugs of tenants with at least one enabled, unpaused integration."""
     with db.connect() as conn:

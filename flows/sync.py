@@ -23,6 +23,7 @@ from prefect.utilities.annotations import opaque
 from pydantic import Field
 
 from crmsync.merge import MergeBatch, MergeCounts
+from flows.push import push_activity
 from crmsync.providers.base import FetchedPage
 from tasks.sync import (
     authenticate,
@@ -153,6 +154,11 @@ async def sync_tenant(
                 **totals.as_dict(),
                 **{k: round(v, 3) for k, v in seconds.items()},
             }
+    try:
+        pushes = await push_activity(tenant_slug, include_deferred=True)
+        counts["push"] = {k: v for k, v in pushes.items() if k != "errors"}
+    except Exception as exc:
+        errors["push"] = _safe(exc)
     status = await finish_run(run_id, counts, errors)
     await acreate_table_artifact(
         key=f"sync-{tenant_slug}"[:100],

@@ -252,3 +252,74 @@ class SyncRun(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True, default_now=False)
     counts: dict[str, Any] = _jsonb()
     errors: dict[str, Any] = _jsonb()
+
+
+class Activity(SQLModel, table=True):
+    """The hub's outbox: what happened with a contact, written by other hub components.
+
+    ``kind`` ∈ outbound_campaign_message, outbound_manual_message, inbound_message,
+    campaign_event; ``channel`` ∈ sms, email, call, voicemail (null for campaign events);
+    ``campaign_event`` ∈ launched, first_message_sent, removed, completed (campaign events only).
+    """
+
+    __tablename__ = "activity"
+    __table_args__ = (
+        Index("ix_activity_tenant_id", "tenant_id", "id"),
+        Index("ix_activity_contact", "tenant_id", "contact_id"),
+    )
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    contact_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("contact.id", ondelete="CASCADE"), nullable=False)
+    )
+    opportunity_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey("opportunity.id", ondelete="SET NULL")),
+    )
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    channel: str | None = Field(default=None, sa_column=Column(Text))
+    campaign_event: str | None = Field(default=None, sa_column=Column(Text))
+    campaign_name: str | None = Field(default=None, sa_column=Column(Text))
+    body: str | None = Field(default=None, sa_column=Column(Text))
+    occurred_at: datetime = _ts()
+    created_at: datetime = _ts()
+
+
+class PushLedger(SQLModel, table=True):
+    """One row per (activity, integration, target): the exactly-once record of a push.
+
+    ``idempotency_key`` is embedded in what is written to the CRM, so after an ambiguous failure
+    the next attempt can find the record it may already have created. Statuses: pending,
+    deferred (parent record not synced yet), sending (a CRM call may be in flight), failed (will
+    be retried at ``next_attempt_at``), delivered, not_integrated (attempts exhausted), orphaned
+    (the parent never arrived within the grace period), skipped (settings push nothing).
+    """
+
+    __tablename__ = "push_ledger"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "activity_id", "integration_id", "target", name="uq_push_target"
+        ),
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_push_key"),
+        Index("ix_push_ledger_due", "tenant_id", "status", "next_attempt_at"),
+    )
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    activity_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("activity.id", ondelete="CASCADE"), nullable=False)
+    )
+    integration_id: int = _integration_fk()
+    target: str = Field(sa_column=Column(Text, nullable=False))
+    idempotency_key: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", sa_column=Column(Text, nullable=False))
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    ambiguous: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    target_ref: str | None = Field(default=None, sa_column=Column(Text))
+    crm_record_id: str | None = Field(default=None, sa_column=Column(Text))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(nullable=True, default_now=False)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()

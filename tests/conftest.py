@@ -59,7 +59,8 @@ from crmsync import db  # noqa: E402  (must see DATABASE_URL)
 db.upgrade()
 
 _TABLES = (
-    "opportunity, contact_link, contact, crm_record, sync_cursor, rejected_record, sync_run, "
+    "push_ledger, activity, opportunity, contact_link, contact, crm_record, sync_cursor, "
+    "rejected_record, sync_run, "
     "integration, tenant"
 )
 

@@ -58,6 +58,28 @@ class FetchedPage:
     invalid: list[tuple[Any, str]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class PushActivity:
+    id: int
+    tenant_id: int
+    contact_id: int
+    opportunity_id: int | None
+    kind: str
+    channel: str | None
+    campaign_event: str | None
+    campaign_name: str | None
+    body: str | None
+    occurred_at: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class PushTarget:
+    """Where one activity goes in one CRM: ``name`` is provider-specific (``job_note``…)."""
+
+    name: str
+    include_content: bool = False
+
+
 class Provider(Protocol):
     name: ClassVar[str]
     credentials_model: ClassVar[type[BaseModel]]
@@ -84,3 +106,32 @@ class Provider(Protocol):
     def map_page(
         self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
     ) -> MergeBatch: ...
+
+    # -- push (crmsync.push) -------------------------------------------------------------------
+
+    def push_targets(self, ctx: IntegrationContext, activity: PushActivity) -> list[PushTarget]:
+        """Where the integration's settings send this activity (empty: nowhere)."""
+        ...
+
+    def resolve_parent(
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        activity: PushActivity,
+        target: PushTarget,
+    ) -> str | None:
+        """The CRM record the note/task goes under, or None while the contact has no record
+        from this integration yet (the push is deferred)."""
+        ...
+
+    def find_pushed(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, key: str
+    ) -> str | None:
+        """The CRM id of a record already carrying ``key`` under ``parent`` (ambiguous retry)."""
+        ...
+
+    def create_push(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, text: str
+    ) -> str:
+        """Write the note/task/call log; returns the CRM's id for it (or a stable stand-in)."""
+        ...

@@ -23,13 +23,20 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+import httpx
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.errors import ConnectorError
 from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials, first_sync_from
 from crmsync.merge import MergeBatch, MirrorRow
-from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from crmsync.providers.base import (
+    FetchedPage,
+    IntegrationContext,
+    PushActivity,
+    PushTarget,
+    StreamCursor,
+)
 from crmsync.settings import get_settings
 from models.mappings.servicetitan import map_job, map_membership
 from models.normalize import normalize_email, parse_timestamp
@@ -80,6 +87,28 @@ class ServiceTitanSettings(BaseModel):
         return sorted({e for e in (normalize_email(x) for x in v) if e})
 
 
+_PUSH_CATEGORY: dict[str, tuple[str, str | None]] = {
+    "outbound_campaign_message": (
+        "push_outgoing_campaign_messages",
+        "push_outgoing_campaign_messages_content",
+    ),
+    "inbound_message": ("push_incoming_messages", "push_incoming_messages_content"),
+    "outbound_manual_message": (
+        "push_outgoing_manual_messages",
+        "push_outgoing_manual_messages_content",
+    ),
+    "campaign_event": ("push_campaign_events", None),
+}
+
+
+def _note_id(target: str, parent: str, note: dict[str, Any]) -> str:
+    """Customer/location notes have an id; JPM job notes have none (crm-apis §1.8), so the
+    parent and creation time stand in for it."""
+    if note.get("id") is not None:
+        return str(note["id"])
+    return f"{target}:{parent}:{note.get('createdOn', '')}"
+
+
 _RELATED = ("customers", "customer_contacts", "appointments", "estimates")
 _clients: dict[tuple[int, str], ServiceTitanClient] = {}
 _clients_lock = threading.Lock()
@@ -113,6 +142,7 @@ def _client(ctx: IntegrationContext) -> ServiceTitanClient:
                 ),
                 base_url=ctx.base_url or PROD_API,
                 auth_url=ctx.auth_url or PROD_AUTH,
+                timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
             )
             _clients[key] = client
         return client
@@ -168,6 +198,71 @@ class ServiceTitanProvider:
             else:
                 invalid.append((rec, f"{stream} record without an id"))
         return FetchedPage(stream, valid, page.continue_from, page.has_more, invalid=invalid)
+
+    # -- push ----------------------------------------------------------------------------------
+
+    def push_targets(self, ctx: IntegrationContext, activity: PushActivity) -> list[PushTarget]:
+        """Seed 002 "Push Events and Communications": per category, where (none, job, customer,
+        location) and whether the message content is included."""
+        settings = self._settings(ctx)
+        where_attr, content_attr = _PUSH_CATEGORY[activity.kind]
+        where = getattr(settings, where_attr)
+        if where == "none":
+            return []
+        content = bool(content_attr and getattr(settings, content_attr))
+        return [PushTarget(f"{where}_note", content)]
+
+    def resolve_parent(
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        activity: PushActivity,
+        target: PushTarget,
+    ) -> str | None:
+        """The record behind the contact's most recent ServiceTitan opportunity (the activity's
+        own opportunity when it names one of this integration's)."""
+        rows = conn.execute(
+            """
+            SELECT model, external_id, coalesce(details->>'customer:id', external_contact_id),
+                   details->>'locationId'
+            FROM opportunity WHERE tenant_id = %s AND integration_id = %s AND contact_id = %s
+            ORDER BY (id = %s) DESC, external_updated_at DESC NULLS LAST, id DESC
+            """,
+            (ctx.tenant_id, ctx.id, activity.contact_id, activity.opportunity_id or 0),
+        ).fetchall()
+        for model, external_id, customer_id, location_id in rows:
+            if target.name == "job_note" and model == "job":
+                return str(external_id)
+            if target.name == "customer_note" and customer_id:
+                return str(customer_id)
+            if target.name == "location_note" and location_id:
+                return str(location_id)
+        return None
+
+    def find_pushed(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, key: str
+    ) -> str | None:
+        client = _client(ctx)
+        lister = {
+            "job_note": client.list_job_notes,
+            "customer_note": client.list_customer_notes,
+            "location_note": client.list_location_notes,
+        }[target.name]
+        for note in lister(int(parent)):
+            if key in str(note.get("text", "")):
+                return _note_id(target.name, parent, note)
+        return None
+
+    def create_push(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, text: str
+    ) -> str:
+        client = _client(ctx)
+        writer = {
+            "job_note": client.create_job_note,
+            "customer_note": client.create_customer_note,
+            "location_note": client.create_location_note,
+        }[target.name]
+        return _note_id(target.name, parent, writer(int(parent), text))
 
     # -- mapping -------------------------------------------------------------------------------
 

@@ -1,0 +1,458 @@
+"""Push: hub activities → CRM notes, tasks and call logs, exactly once from the CRM's view.
+
+The outbox (``activity``) is written by other hub components (:func:`record_activity`). Pushing
+is two steps, both per tenant and both safe to run concurrently and repeatedly:
+
+1. :func:`plan` gives every (activity, integration) pair its ledger rows: one per target the
+   integration's settings ask for, each with a deterministic idempotency key, or one ``skipped``
+   row when the settings push nothing. ``ON CONFLICT DO NOTHING`` makes re-planning harmless.
+2. :func:`deliver` claims due rows (``FOR UPDATE SKIP LOCKED``; the claim itself is committed
+   before the CRM is called, so a crash leaves a visible ``sending`` row that is re-claimed when
+   stale), resolves the CRM parent record, and writes the note/task/call log with the key embedded
+   in its text. A row that was ever attempted first asks the CRM for a record carrying its key, so
+   an ambiguous failure (timeout or 5xx after the request was sent) never yields a second record.
+
+Parent first (seed 004; seed 002 "There must be a ServiceTitan record in Hatch"): when the contact
+has no record from that integration yet the row is ``deferred`` and retried after later pulls;
+after ``orphan_after_seconds`` it becomes ``orphaned``. Failures are retried ``max_attempts``
+times ``retry_delay_seconds`` apart, then the row is ``not_integrated`` (seed 003). Operators
+requeue ``not_integrated``/``orphaned`` rows with :func:`requeue` (the retry-failed-pushes flow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connectors.errors import ConnectorError, TransientError
+from crmsync import db
+from crmsync.providers import get_provider
+from crmsync.providers.base import PushActivity, PushTarget
+from crmsync.settings import PushPolicy
+
+Kind = Literal[
+    "outbound_campaign_message", "outbound_manual_message", "inbound_message", "campaign_event"
+]
+Channel = Literal["sms", "email", "call", "voicemail"]
+CampaignEvent = Literal["launched", "first_message_sent", "removed", "completed"]
+
+
+class ActivityIn(BaseModel):
+    """What another hub component records; validated before it reaches the outbox."""
+
+    model_config = ConfigDict(extra="forbid")
+    tenant_id: int
+    contact_id: int
+    kind: Kind
+    channel: Channel | None = None
+    campaign_event: CampaignEvent | None = None
+    campaign_name: str | None = Field(default=None, max_length=500)
+    body: str | None = Field(default=None, max_length=100_000)
+    opportunity_id: int | None = None
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @model_validator(mode="after")
+    def _shape(self) -> ActivityIn:
+        if self.kind == "campaign_event":
+            if self.campaign_event is None or self.channel is not None:
+                raise ValueError("a campaign_event needs campaign_event and no channel")
+        elif self.channel is None or self.campaign_event is not None:
+            raise ValueError(f"a {self.kind} needs a channel and no campaign_event")
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+        return self
+
+
+@dataclass(slots=True)
+class PushCounts:
+    planned: int = 0
+    delivered: int = 0
+    deferred: int = 0
+    failed: int = 0
+    not_integrated: int = 0
+    orphaned: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def record_activity(activity: ActivityIn) -> int:
+    """Add one activity to the outbox; the contact must belong to the same tenant."""
+    with db.connect() as conn:
+        row = conn.execute(
+            """
+            INSERT INTO activity (tenant_id, contact_id, opportunity_id, kind, channel,
+                                  campaign_event, campaign_name, body, occurred_at)
+            SELECT %s, c.id, %s, %s, %s, %s, %s, %s, %s FROM contact c
+            WHERE c.id = %s AND c.tenant_id = %s
+            RETURNING id
+            """,
+            (
+                activity.tenant_id,
+                activity.opportunity_id,
+                activity.kind,
+                activity.channel,
+                activity.campaign_event,
+                activity.campaign_name,
+                activity.body,
+                activity.occurred_at,
+                activity.contact_id,
+                activity.tenant_id,
+            ),
+        ).fetchone()
+        if row is None:
+            raise LookupError(
+                f"contact {activity.contact_id} does not exist in tenant {activity.tenant_id}"
+            )
+        conn.commit()
+        return int(row[0])
+
+
+def idempotency_key(activity_id: int, integration_id: int, target: str) -> str:
+    digest = hashlib.sha256(f"{activity_id}:{integration_id}:{target}".encode()).hexdigest()
+    return f"hatch-{digest[:20]}"
+
+
+_KIND_TEXT = {
+    "outbound_campaign_message": ("Campaign message", "sent to the contact"),
+    "outbound_manual_message": ("Message", "sent to the contact by a team member"),
+    "inbound_message": ("Message", "received from the contact"),
+}
+_CHANNEL_TEXT = {"sms": "Text", "email": "Email", "call": "Call", "voicemail": "Voicemail"}
+_EVENT_TEXT = {
+    "launched": "Contact added to campaign",
+    "first_message_sent": "First campaign message sent",
+    "removed": "Contact removed from campaign before it ended",
+    "completed": "Contact completed campaign",
+}
+
+
+def render_text(activity: PushActivity, include_content: bool, key: str) -> str:
+    """The note/task text a person reads in the CRM; the last line carries the key."""
+    when = activity.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if activity.kind == "campaign_event":
+        headline = f"Hatch: {_EVENT_TEXT.get(activity.campaign_event or '', 'Campaign event')}"
+    else:
+        label, direction = _KIND_TEXT[activity.kind]
+        channel = _CHANNEL_TEXT.get(activity.channel or "", activity.channel or "")
+        if activity.channel in ("call", "voicemail"):
+            label = channel
+            channel = ""
+        headline = f"Hatch: {channel + ' ' if channel else ''}{label.lower() if channel else label} {direction}"
+        headline = headline.replace("  ", " ")
+    lines = [headline]
+    if activity.campaign_name:
+        lines.append(f"Campaign: {activity.campaign_name}")
+    lines.append(f"When: {when}")
+    if include_content and activity.body:
+        lines.append(f"Content: {activity.body}")
+    lines.append(f"[ref {key}]")
+    return "\n".join(lines)
+
+
+def _safe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def plan(tenant_id: int, limit: int = 5000) -> int:
+    """Create ledger rows for activities not yet planned for each enabled integration."""
+    from crmsync.sync import load_integration
+
+    planned = 0
+    with db.connect() as conn:
+        integrations = conn.execute(
+            "SELECT id FROM integration WHERE tenant_id = %s AND enabled ORDER BY id", (tenant_id,)
+        ).fetchall()
+        for (integration_id,) in integrations:
+            ctx = load_integration(integration_id)
+            provider = get_provider(ctx.provider)
+            rows = conn.execute(
+                f"""
+                SELECT {_ACTIVITY_COLS} FROM activity a
+                WHERE a.tenant_id = %s AND NOT EXISTS (
+                    SELECT 1 FROM push_ledger l WHERE l.tenant_id = a.tenant_id
+                    AND l.activity_id = a.id AND l.integration_id = %s)
+                ORDER BY a.id LIMIT %s
+                """,
+                (tenant_id, integration_id, limit),
+            ).fetchall()
+            if not rows:
+                continue
+            keys: list[tuple[int, str, str, str]] = []
+            for row in rows:
+                act = PushActivity(*row)
+                targets = provider.push_targets(ctx, act)
+                if not targets:
+                    keys.append(
+                        (act.id, "none", idempotency_key(act.id, integration_id, "none"), "skipped")
+                    )
+                for t in targets:
+                    keys.append(
+                        (act.id, t.name, idempotency_key(act.id, integration_id, t.name), "pending")
+                    )
+            cur = conn.execute(
+                """
+                INSERT INTO push_ledger (tenant_id, activity_id, integration_id, target,
+                                         idempotency_key, status)
+                SELECT %s, v.activity_id, %s, v.target, v.key, v.status
+                FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[])
+                     AS v(activity_id, target, key, status)
+                ON CONFLICT DO NOTHING
+                """,
+                (
+                    tenant_id,
+                    integration_id,
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [k[2] for k in keys],
+                    [k[3] for k in keys],
+                ),
+            )
+            planned += cur.rowcount
+            conn.commit()
+    return planned
+
+
+_ACTIVITY_COLS = (
+    "a.id, a.tenant_id, a.contact_id, a.opportunity_id, a.kind, a.channel, a.campaign_event, "
+    "a.campaign_name, a.body, a.occurred_at"
+)
+
+
+def deliver(
+    tenant_id: int,
+    *,
+    recheck_deferred_before: datetime | None = None,
+    policy: PushPolicy | None = None,
+    now: datetime | None = None,
+) -> PushCounts:
+    """Deliver up to ``policy.batch_size`` due ledger rows of the tenant.
+
+    ``recheck_deferred_before``: right after a pull, re-check deferred rows not looked at since
+    that time, whatever their next check time (each row once per pull, however many batches).
+    """
+    from crmsync.sync import load_integration
+
+    policy = policy or PushPolicy()
+    counts = PushCounts()
+    now = now or datetime.now(UTC)
+    with db.connect() as conn:
+        claimed = conn.execute(
+            f"""
+            UPDATE push_ledger l SET status = 'sending', attempts = l.attempts + 1,
+                   updated_at = now()
+            WHERE l.id IN (
+                SELECT l2.id FROM push_ledger l2 JOIN integration i ON i.id = l2.integration_id
+                WHERE l2.tenant_id = %(t)s AND i.enabled AND NOT i.paused AND (
+                    (l2.status IN ('pending', 'failed') AND l2.next_attempt_at <= %(now)s)
+                    OR (l2.status = 'deferred' AND (l2.next_attempt_at <= %(now)s
+                                                   OR l2.updated_at < %(recheck)s))
+                    OR (l2.status = 'sending' AND l2.updated_at < %(stale)s))
+                ORDER BY l2.id LIMIT %(n)s FOR UPDATE OF l2 SKIP LOCKED)
+            RETURNING l.id, l.integration_id, l.target, l.idempotency_key, l.attempts,
+                      l.ambiguous, l.target_ref, l.status, l.activity_id
+            """,
+            {
+                "t": tenant_id,
+                "now": now,
+                "recheck": recheck_deferred_before,
+                "n": policy.batch_size,
+                "stale": now - timedelta(seconds=policy.stale_sending_seconds),
+            },
+        ).fetchall()
+        conn.commit()
+        if not claimed:
+            return counts
+        activities = {
+            row[0]: PushActivity(*row)
+            for row in conn.execute(
+                f"SELECT {_ACTIVITY_COLS} FROM activity a WHERE a.tenant_id = %s AND a.id = ANY(%s)",
+                (tenant_id, [c[8] for c in claimed]),
+            )
+        }
+        contexts: dict[int, Any] = {}
+        for (
+            ledger_id,
+            integration_id,
+            target,
+            key,
+            attempts,
+            ambiguous,
+            ref,
+            _,
+            activity_id,
+        ) in claimed:
+            if integration_id not in contexts:
+                contexts[integration_id] = load_integration(integration_id)
+            ctx = contexts[integration_id]
+            activity = activities[activity_id]
+            outcome = _deliver_one(
+                conn, ctx, activity, PushTarget(target), key, attempts, ambiguous, policy, now
+            )
+            _record(conn, ledger_id, outcome, policy, now)
+            setattr(
+                counts,
+                outcome.status if outcome.status != "pending" else "failed",
+                getattr(counts, outcome.status if outcome.status != "pending" else "failed") + 1,
+            )
+            if outcome.error:
+                counts.errors[f"{ctx.name}:{activity_id}:{target}"] = outcome.error
+    return counts
+
+
+_COUNTED = ("delivered", "deferred", "failed", "not_integrated", "orphaned")
+
+
+@dataclass(slots=True)
+class _Outcome:
+    status: str
+    crm_record_id: str | None = None
+    target_ref: str | None = None
+    error: str | None = None
+    ambiguous: bool = False
+    attempted: bool = True
+
+
+def _deliver_one(
+    conn: psycopg.Connection[Any],
+    ctx: Any,
+    activity: PushActivity,
+    target: PushTarget,
+    key: str,
+    attempts: int,
+    ambiguous: bool,
+    policy: PushPolicy,
+    now: datetime,
+) -> _Outcome:
+    provider = get_provider(ctx.provider)
+    settings_target = next(
+        (t for t in provider.push_targets(ctx, activity) if t.name == target.name), None
+    )
+    if settings_target is None:
+        return _Outcome("skipped", error="settings no longer push this target", attempted=False)
+    try:
+        parent = provider.resolve_parent(ctx, conn, activity, settings_target)
+    except Exception as exc:  # noqa: BLE001
+        return _Outcome("failed", error=_safe(exc))
+    if parent is None:
+        age = (now - activity.occurred_at).total_seconds()
+        if age >= policy.orphan_after_seconds:
+            return _Outcome(
+                "orphaned", error="no record from this integration for the contact", attempted=False
+            )
+        return _Outcome("deferred", attempted=False)
+    text = render_text(activity, settings_target.include_content, key)
+    try:
+        if attempts > 1 or ambiguous:
+            existing = provider.find_pushed(ctx, settings_target, parent, key)
+            if existing is not None:
+                return _Outcome("delivered", crm_record_id=existing, target_ref=parent)
+        crm_id = provider.create_push(ctx, settings_target, parent, text)
+        return _Outcome("delivered", crm_record_id=crm_id, target_ref=parent)
+    except ConnectorError as exc:
+        maybe_sent = isinstance(exc, TransientError) and exc.ambiguous
+        return _Outcome("failed", target_ref=parent, error=_safe(exc), ambiguous=maybe_sent)
+    except Exception as exc:  # noqa: BLE001
+        return _Outcome("failed", target_ref=parent, error=_safe(exc), ambiguous=True)
+
+
+def _record(
+    conn: psycopg.Connection[Any], ledger_id: int, o: _Outcome, policy: PushPolicy, now: datetime
+) -> None:
+    status = o.status
+    if status == "failed":
+        (attempts,) = conn.execute(
+            "SELECT attempts FROM push_ledger WHERE id = %s", (ledger_id,)
+        ).fetchone() or (0,)
+        if attempts >= policy.max_attempts:
+            status = "not_integrated"
+        o.status = status
+    next_at = now
+    if status == "failed":
+        next_at = now + timedelta(seconds=policy.retry_delay_seconds)
+    elif status == "deferred":
+        next_at = now + timedelta(seconds=policy.defer_seconds)
+    conn.execute(
+        """
+        UPDATE push_ledger SET status = %s, crm_record_id = coalesce(%s, crm_record_id),
+            target_ref = coalesce(%s, target_ref), last_error = %s,
+            ambiguous = ambiguous OR %s, next_attempt_at = %s,
+            attempts = attempts - CASE WHEN %s THEN 0 ELSE 1 END,
+            delivered_at = CASE WHEN %s = 'delivered' THEN now() ELSE delivered_at END,
+            updated_at = now()
+        WHERE id = %s
+        """,
+        (
+            status,
+            o.crm_record_id,
+            o.target_ref,
+            o.error,
+            o.ambiguous,
+            next_at,
+            o.attempted,
+            status,
+            ledger_id,
+        ),
+    )
+    conn.commit()
+
+
+def requeue(
+    tenant_id: int, integration_id: int | None = None, activity_ids: list[int] | None = None
+) -> int:
+    """Operator retry: ``not_integrated`` and ``orphaned`` rows get a fresh attempt budget.
+
+    Rows that were ever attempted keep ``ambiguous`` set, so their next attempt still checks the
+    CRM for an earlier copy before creating one.
+    """
+    with db.connect() as conn:
+        cur = conn.execute(
+            """
+            UPDATE push_ledger SET status = 'pending', ambiguous = ambiguous OR attempts > 0,
+                   attempts = 0, next_attempt_at = now(), updated_at = now()
+            WHERE tenant_id = %s AND status IN ('not_integrated', 'orphaned')
+              AND (%s::bigint IS NULL OR integration_id = %s)
+              AND (%s::bigint[] IS NULL OR activity_id = ANY(%s))
+            """,
+            (tenant_id, integration_id, integration_id, activity_ids, activity_ids),
+        )
+        conn.commit()
+        return cur.rowcount
+
+
+def failures_report(hours: float, tenant_id: int | None = None) -> tuple[str, int]:
+    """Markdown summary of pushes that failed in the last ``hours``, per tenant and integration."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT t.slug, i.name, l.status, count(*), max(l.updated_at),
+                   (array_agg(l.last_error ORDER BY l.updated_at DESC))[1]
+            FROM push_ledger l JOIN integration i ON i.id = l.integration_id
+            JOIN tenant t ON t.id = l.tenant_id
+            WHERE l.status IN ('failed', 'not_integrated', 'orphaned')
+              AND l.updated_at >= now() - make_interval(secs => %s)
+              AND (%s::bigint IS NULL OR l.tenant_id = %s)
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            """,
+            (hours * 3600, tenant_id, tenant_id),
+        ).fetchall()
+    if not rows:
+        return f"# Push failures, last {hours:g} h\n\nNo failed pushes.\n", 0
+    lines = [
+        f"# Push failures, last {hours:g} h",
+        "",
+        "| tenant | integration | status | pushes | last failure (UTC) | last error |",
+        "| --- | --- | --- | ---: | --- | --- |",
+    ]
+    total = 0
+    for slug, name, status, n, last, error in rows:
+        total += n
+        err = (error or "").replace("|", "\\|").replace("\n", " ")[:200]
+        lines.append(f"| {slug} | {name} | {status} | {n} | {last:%Y-%m-%d %H:%M} | {err} |")
+    return "\n".join(lines) + "\n", total

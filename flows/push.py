@@ -1,0 +1,102 @@
+"""Push flows: deliver hub activities to the CRMs, requeue failures, report them.
+
+``push-activity`` runs inside ``sync-tenant`` right after the pull (fresh parents are there) and
+as its own low-latency path: ``crmsync push-worker`` LISTENs for new activities and runs it for
+the tenant within about a second, and the ``push-pending`` deployment sweeps every tenant each
+minute as the safety net (see README, "Push latency").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
+from pydantic import Field
+
+from tasks.push import build_failures_report, deliver_pushes, plan_pushes, requeue_pushes
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
+
+
+@flow(name="push-activity", flow_run_name="push-activity-{tenant_slug}")
+async def push_activity(tenant_slug: Slug, include_deferred: bool = False) -> dict[str, Any]:
+    """Plan and deliver the tenant's due pushes (notes, tasks, call logs) exactly once.
+
+    Args:
+        tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
+        include_deferred: Re-check pushes waiting for their parent record now (after a pull).
+    """
+    planned = await plan_pushes(tenant_slug)
+    counts = await deliver_pushes(tenant_slug, include_deferred)
+    counts["planned"] = planned
+    if counts["errors"]:
+        get_run_logger().warning(
+            "%s: %d push(es) failed this round; they are retried (see push-failures-report)",
+            tenant_slug,
+            len(counts["errors"]),
+        )
+    return counts
+
+
+@flow(name="push-pending", description="Push every tenant's due activities (safety-net sweep).")
+async def push_pending(
+    max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4,
+) -> dict[str, Any]:
+    """Run push-activity for every tenant with an enabled integration.
+
+    Args:
+        max_concurrency: Tenants pushed at once.
+    """
+    from crmsync.sync import active_tenants
+
+    slugs = await asyncio.to_thread(active_tenants)
+    gate = asyncio.Semaphore(max_concurrency)
+
+    async def one(slug: str) -> dict[str, Any]:
+        async with gate:
+            return await push_activity(slug)
+
+    results = await asyncio.gather(*(one(s) for s in slugs))
+    return dict(zip(slugs, results, strict=True))
+
+
+@flow(name="retry-failed-pushes", flow_run_name="retry-failed-pushes-{tenant_slug}")
+async def retry_failed_pushes(
+    tenant_slug: Slug,
+    integration: str | None = None,
+    activity_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    """Operator action: requeue not_integrated and orphaned pushes, then deliver them.
+
+    Args:
+        tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
+        integration: Only this integration (its name in the tenants file); default all.
+        activity_ids: Only these activity ids; default all failed ones.
+    """
+    requeued = await requeue_pushes(tenant_slug, integration, activity_ids)
+    counts = await push_activity(tenant_slug, include_deferred=True)
+    return {"requeued": requeued, **counts}
+
+
+@flow(name="push-failures-report")
+async def push_failures_report(hours: Annotated[float, Field(gt=0)] = 4) -> int:
+    """Summarise failed pushes per tenant and integration (markdown artifact + notification).
+
+    Args:
+        hours: Window of the report, in hours.
+    """
+    from crmsync.settings import get_settings
+
+    body, failures = await build_failures_report(hours)
+    await acreate_markdown_artifact(
+        key="push-failures", markdown=body, description=f"Push failures, last {hours:g} h"
+    )
+    block_name = get_settings().notification_block
+    if failures and block_name:
+        from prefect.blocks.core import Block
+
+        block: Any = await Block.aload(block_name)
+        await block.notify(body, subject=f"crmsync: {failures} failed push(es)")
+    return failures

@@ -1,0 +1,257 @@
+"""Push: hub activities → ServiceTitan notes, exactly once (seeds 002, 003, 004)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from connectors.servicetitan import DEFAULT_TOKEN_CACHE
+from crmsync import db, push
+from crmsync.merge import MergeBatch, merge_batch
+from crmsync.providers import servicetitan as st_provider
+from crmsync.settings import PushPolicy, get_settings
+from sandbox.servicetitan import TenantSpec, run_emulator
+from tests.factories import make_integration, make_tenant, opp
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+APP_KEY = "ak1.push"
+NOW_POLICY = PushPolicy(retry_delay_seconds=0, defer_seconds=0, orphan_after_seconds=3600)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Any]:
+    specs = [
+        TenantSpec(tenant_id=t, client_id=f"cid.{t}", client_secret=f"cs1.{t}", app_key=APP_KEY,
+                   customers=5, jobs=8, memberships=0, seed=t)
+        for t in (201, 202)
+    ]
+    with run_emulator(specs, port=0) as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def _fresh(emulator: Any) -> Iterator[None]:
+    emulator.state.reset()
+    st_provider._clients.clear()
+    DEFAULT_TOKEN_CACHE.clear()
+    yield
+    emulator.state.clear_faults()
+
+
+def st_tenant(emu: Any, slug: str, st_id: int, **settings: Any) -> tuple[int, int]:
+    tenant = make_tenant(slug)
+    integ = make_integration(
+        tenant,
+        credentials={"client_id": f"cid.{st_id}", "client_secret": f"cs1.{st_id}",
+                     "app_key": APP_KEY, "tenant_id": str(st_id)},
+        settings={"opportunity_models": ["job"], **settings},
+        base_url=emu.url, auth_url=emu.url + "/connect/token",
+    )
+    return tenant, integ
+
+
+def job_of(emu: Any, st_id: int, index: int = 0) -> dict[str, Any]:
+    return sorted(emu.state.get_records(st_id, "jobs"), key=lambda j: j["id"])[index]
+
+
+def synced_contact(tenant: int, integ: int, job: dict[str, Any]) -> int:
+    """Merge one job opportunity the way a pull would; returns its contact id."""
+    o = opp(str(job["id"]), contact=str(job["customerId"]),
+            details={"customer:id": job["customerId"], "locationId": job["locationId"]})
+    with db.connect() as conn:
+        merge_batch(conn, MergeBatch(tenant_id=tenant, integration_id=integ, stream="jobs",
+                                     opportunities=[o]), None)
+        (cid,) = conn.execute("SELECT contact_id FROM opportunity WHERE integration_id = %s "
+                              "AND external_id = %s", (integ, str(job["id"]))).fetchone()  # type: ignore[misc]
+    return int(cid)
+
+
+def activity(tenant: int, contact: int, kind: str = "outbound_campaign_message", **kw: Any) -> int:
+    defaults: dict[str, Any] = {"channel": "sms", "campaign_name": "Spring Tune-up",
+                                "body": "Hi Ann, time for your tune-up!"}
+    if kind == "campaign_event":
+        defaults = {"campaign_event": "launched", "campaign_name": "Spring Tune-up"}
+    return push.record_activity(push.ActivityIn(tenant_id=tenant, contact_id=contact, kind=kind,
+                                                **{**defaults, **kw}))  # type: ignore[arg-type]
+
+
+def run(tenant: int, policy: PushPolicy = NOW_POLICY, **kw: Any) -> push.PushCounts:
+    push.plan(tenant)
+    return push.deliver(tenant, policy=policy, **kw)
+
+
+def ledger(tenant: int) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute("SELECT target, status, attempts FROM push_ledger WHERE tenant_id = %s "
+                            "ORDER BY id", (tenant,)).fetchall()
+
+
+def test_campaign_message_becomes_a_job_note_with_content_when_configured(emulator: Any) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job",
+                              push_outgoing_campaign_messages_content=True)
+    job = job_of(emulator, 201)
+    activity(tenant, synced_contact(tenant, integ, job))
+    assert run(tenant).delivered == 1
+    (note,) = emulator.state.get_notes(201, "job", job["id"])
+    assert "Hi Ann, time for your tune-up!" in note["text"]
+    assert "Spring Tune-up" in note["text"] and "Text" in note["text"]
+
+
+def test_message_content_is_left_out_when_not_configured(emulator: Any) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    job = job_of(emulator, 201, 1)
+    activity(tenant, synced_contact(tenant, integ, job))
+    run(tenant)
+    (note,) = emulator.state.get_notes(201, "job", job["id"])
+    assert "tune-up!" not in note["text"] and "Spring Tune-up" in note["text"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "where", "extra"),
+    [
+        ("inbound_message", "push_incoming_messages", "customer", {"channel": "call"}),
+        ("outbound_manual_message", "push_outgoing_manual_messages", "location", {"channel": "email"}),
+        ("campaign_event", "push_campaign_events", "customer", {}),
+    ],
+)
+def test_each_category_goes_to_the_record_its_setting_names(
+    emulator: Any, kind: str, setting: str, where: str, extra: dict[str, Any]
+) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, **{setting: where})
+    job = job_of(emulator, 201, 2)
+    activity(tenant, synced_contact(tenant, integ, job), kind, **extra)
+    assert run(tenant).delivered == 1
+    parent = job["customerId"] if where == "customer" else job["locationId"]
+    notes = [n for n in emulator.state.get_notes(201, where, parent) if "hatch-" in n["text"]]
+    assert len(notes) == 1
+
+
+def test_category_set_to_none_pushes_nothing(emulator: Any) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201)
+    activity(tenant, synced_contact(tenant, integ, job_of(emulator, 201, 3)))
+    assert run(tenant).delivered == 0
+    assert ledger(tenant) == [("none", "skipped", 0)]
+
+
+def test_rerunning_push_any_number_of_times_never_creates_a_second_note(emulator: Any) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    job = job_of(emulator, 201, 4)
+    activity(tenant, synced_contact(tenant, integ, job))
+    for _ in range(4):
+        run(tenant)
+    assert len(emulator.state.get_notes(201, "job", job["id"])) == 1
+    assert ledger(tenant) == [("job_note", "delivered", 1)]
+
+
+def test_push_is_deferred_until_the_parent_record_is_synced(emulator: Any) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    with db.connect() as conn:
+        (contact,) = conn.execute("INSERT INTO contact (tenant_id, email) VALUES (%s, 'x@y.com') "
+                                  "RETURNING id", (tenant,)).fetchone()  # type: ignore[misc]
+        conn.commit()
+    activity(tenant, contact)
+    assert run(tenant).deferred == 1
+    job = job_of(emulator, 201, 5)
+    o = opp(str(job["id"]), contact="late-customer", email="x@y.com")
+    with db.connect() as conn:
+        merge_batch(conn, MergeBatch(tenant_id=tenant, integration_id=integ, stream="jobs",
+                                     opportunities=[o]), None)
+    counts = push.deliver(tenant, recheck_deferred_before=datetime.now(UTC), policy=NOW_POLICY)
+    assert counts.delivered == 1
+    assert len(emulator.state.get_notes(201, "job", job["id"])) == 1
+
+
+def test_push_is_orphaned_after_the_grace_period(emulator: Any) -> None:
+    tenant, _ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    with db.connect() as conn:
+        (contact,) = conn.execute("INSERT INTO contact (tenant_id) VALUES (%s) RETURNING id",
+                                  (tenant,)).fetchone()  # type: ignore[misc]
+        conn.commit()
+    activity(tenant, contact, occurred_at=datetime.now(UTC) - timedelta(hours=2))
+    assert run(tenant).orphaned == 1
+    assert ledger(tenant) == [("job_note", "orphaned", 0)]
+
+
+def test_note_stored_by_the_crm_before_a_timeout_is_not_pushed_twice(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "http_timeout_seconds", 1.0)
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    job = job_of(emulator, 201, 6)
+    activity(tenant, synced_contact(tenant, integ, job))
+    emulator.state.arm_fault("timeout_after_store", route="*/notes", times=1, latency_ms=3000)
+    first = run(tenant)
+    assert first.failed == 1
+    assert len(emulator.state.get_notes(201, "job", job["id"])) == 1  # the CRM did store it
+    second = run(tenant)
+    assert second.delivered == 1
+    assert len(emulator.state.get_notes(201, "job", job["id"])) == 1
+    assert ledger(tenant) == [("job_note", "delivered", 2)]
+
+
+def test_three_failures_make_a_push_not_integrated_and_an_operator_retry_delivers_it_once(
+    emulator: Any,
+) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    job = job_of(emulator, 201, 7)
+    activity(tenant, synced_contact(tenant, integ, job))
+    emulator.state.arm_fault("status", route="*/notes", times=None, status=503)
+    assert [run(tenant).failed for _ in range(2)] == [1, 1]  # attempts 1 and 2: retried later
+    assert run(tenant).not_integrated == 1  # attempt 3
+    assert ledger(tenant) == [("job_note", "not_integrated", 3)]
+    report, failures = push.failures_report(hours=1)
+    assert failures == 1 and "| acme | st-main | not_integrated | 1 |" in report
+    assert "503" in report
+    emulator.state.clear_faults()
+    assert run(tenant).delivered == 0, "not_integrated waits for an operator"
+    assert push.requeue(tenant) == 1
+    assert run(tenant).delivered == 1
+    assert len(emulator.state.get_notes(201, "job", job["id"])) == 1
+
+
+def test_paused_integration_keeps_its_outbox_until_resumed(emulator: Any) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="customer")
+    job = job_of(emulator, 201, 0)
+    activity(tenant, synced_contact(tenant, integ, job), body="paused one")
+    with db.connect() as conn:
+        conn.execute("UPDATE integration SET paused = true WHERE id = %s", (integ,))
+        conn.commit()
+    assert run(tenant).delivered == 0
+    with db.connect() as conn:
+        conn.execute("UPDATE integration SET paused = false WHERE id = %s", (integ,))
+        conn.commit()
+    assert run(tenant).delivered == 1
+
+
+def test_two_tenants_outboxes_never_cross(emulator: Any) -> None:
+    a, ia = st_tenant(emulator, "alpha", 201, push_campaign_events="job")
+    b, ib = st_tenant(emulator, "bravo", 202, push_campaign_events="job")
+    ja, jb = job_of(emulator, 201, 1), job_of(emulator, 202, 1)
+    activity(a, synced_contact(a, ia, ja), "campaign_event", campaign_event="completed")
+    activity(b, synced_contact(b, ib, jb), "campaign_event", campaign_event="removed")
+    assert run(a).delivered == 1
+    assert ledger(b) == []
+    assert run(b).delivered == 1
+    (na,) = [n for n in emulator.state.get_notes(201, "job", ja["id"]) if "hatch-" in n["text"]]
+    (nb,) = [n for n in emulator.state.get_notes(202, "job", jb["id"]) if "hatch-" in n["text"]]
+    assert "completed" in na["text"] and "removed" in nb["text"]
+
+
+def test_activity_for_a_contact_of_another_tenant_is_refused() -> None:
+    a, b = make_tenant("alpha"), make_tenant("bravo")
+    with db.connect() as conn:
+        (contact,) = conn.execute("INSERT INTO contact (tenant_id) VALUES (%s) RETURNING id",
+                                  (b,)).fetchone()  # type: ignore[misc]
+        conn.commit()
+    with pytest.raises(LookupError, match="does not exist in tenant"):
+        activity(a, contact)
+
+
+def test_activity_shape_is_validated_before_it_reaches_the_outbox() -> None:
+    with pytest.raises(ValueError, match="needs a channel"):
+        push.ActivityIn(tenant_id=1, contact_id=1, kind="inbound_message")
+    with pytest.raises(ValueError, match="campaign_event needs"):
+        push.ActivityIn(tenant_id=1, contact_id=1, kind="campaign_event", channel="sms")
