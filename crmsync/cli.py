@@ -26,8 +26,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 app = typer.Typer(help="CRM ⇄ hub integration service.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants and their CRM integrations.", no_args_is_help=True)
 db_app = typer.Typer(help="The hub database.", no_args_is_help=True)
+activity_app = typer.Typer(help="The hub's outbox of activities to push.", no_args_is_help=True)
+integrations_app = typer.Typer(help="Pause or resume an integration.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(db_app, name="db")
+app.add_typer(activity_app, name="activity")
+app.add_typer(integrations_app, name="integrations")
 console = Console()
 err = Console(stderr=True)
 
@@ -198,6 +202,101 @@ def serve() -> None:
     from deployments.serve import serve_all
 
     serve_all()
+
+
+@activity_app.command("add")
+def activity_add(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    contact: Annotated[int, typer.Option(help="Hub contact id")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="outbound_campaign_message | outbound_manual_message | inbound_message | campaign_event"
+        ),
+    ],
+    channel: Annotated[str | None, typer.Option(help="sms | email | call | voicemail")] = None,
+    event: Annotated[
+        str | None, typer.Option(help="launched | first_message_sent | removed | completed")
+    ] = None,
+    campaign: Annotated[str | None, typer.Option(help="Campaign name")] = None,
+    body: Annotated[str | None, typer.Option(help="Message content")] = None,
+    opportunity: Annotated[int | None, typer.Option(help="Hub opportunity id")] = None,
+) -> None:
+    """Record an activity in the outbox (what the hub's messaging components do)."""
+    from pydantic import ValidationError
+
+    from crmsync import db, push
+    from crmsync.sync import TenantNotFoundError, tenant_id_of
+
+    db.upgrade()
+    try:
+        activity = push.ActivityIn(
+            tenant_id=tenant_id_of(tenant),
+            contact_id=contact,
+            kind=kind,
+            channel=channel,  # type: ignore[arg-type]
+            campaign_event=event,
+            campaign_name=campaign,
+            body=body,
+            opportunity_id=opportunity,  # type: ignore[arg-type]
+        )
+        activity_id = push.record_activity(activity)
+    except (ValidationError, LookupError, TenantNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console.print(f"activity {activity_id} recorded")
+
+
+@app.command("push")
+def push_now(tenant: Annotated[str, typer.Option(help="Tenant slug")]) -> None:
+    """Plan and deliver the tenant's due pushes now (the push-activity flow)."""
+    from crmsync import db
+    from flows.push import push_activity
+
+    db.upgrade()
+    counts = asyncio.run(push_activity(tenant, include_deferred=True))
+    console.print(counts)
+
+
+@app.command("push-worker")
+def push_worker(
+    idle_sweep_seconds: Annotated[float, typer.Option(help="Sweep every tenant this often")] = 60,
+) -> None:
+    """Low-latency push: LISTEN for new activities and push that tenant at once."""
+    from crmsync import db
+    from crmsync.push_worker import run_worker
+
+    db.upgrade()
+    run_worker(idle_sweep_seconds=idle_sweep_seconds, console=console)
+
+
+def _set_paused(tenant: str, integration: str, paused: bool) -> None:
+    from crmsync import db
+
+    db.upgrade()
+    with db.connect() as conn:
+        cur = conn.execute(
+            "UPDATE integration i SET paused = %s, updated_at = now() FROM tenant t "
+            "WHERE t.id = i.tenant_id AND t.slug = %s AND i.name = %s",
+            (paused, tenant, integration),
+        )
+        conn.commit()
+    if cur.rowcount == 0:
+        typer.echo(f"error: tenant {tenant} has no integration {integration!r}", err=True)
+        raise typer.Exit(2)
+    console.print(f"{tenant}/{integration} {'paused' if paused else 'resumed'}")
+
+
+@integrations_app.command("pause")
+def integrations_pause(tenant: str, integration: str) -> None:
+    """Stop pulling and pushing for one integration; its outbox is kept for later."""
+    _set_paused(tenant, integration, True)
+
+
+@integrations_app.command("resume")
+def integrations_resume(tenant: str, integration: str) -> None:
+    """Resume a paused integration; pending pushes go out on the next push."""
+    _set_paused(tenant, integration, False)
 
 
 def main() -> None:  # pragma: no cover

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from prefect import Flow, serve
-from prefect.schedules import Cron
+from prefect.schedules import Cron, Interval
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -220,12 +220,14 @@ class ServiceTitanProvider:
         target: PushTarget,
     ) -> str | None:
         """The record behind the contact's most recent ServiceTitan opportunity (the activity's
-        own opportunity when it names one of this integration's)."""
+        own opportunity when it names one of this integration's). Deleted records (exports
+        carry them with ``active: false``) cannot take notes, so they are passed over."""
         rows = conn.execute(
             """
             SELECT model, external_id, coalesce(details->>'customer:id', external_contact_id),
                    details->>'locationId'
             FROM opportunity WHERE tenant_id = %s AND integration_id = %s AND contact_id = %s
+              AND coalesce(details->>'active', 'true') <> 'false'
             ORDER BY (id = %s) DESC, external_updated_at DESC NULLS LAST, id DESC
             """,
             (ctx.tenant_id, ctx.id, activity.contact_id, activity.opportunity_id or 0),

@@ -1,0 +1,727 @@
+"""improveit360 (i360 Lightning) as a hub provider (seed 000): streams read incrementally on
+``SystemModstamp``, and Sales Opportunities composed from their Contact, Account, Sales
+Appointments and Projects (+ Project Activities).
+
+**Streams**, in order: ``accounts``, ``contacts``, ``appointments``, ``projects``,
+``project_activities`` (when ``sync_project_activities`` is on), then ``opportunities``. Every
+record is mirrored raw in ``crm_record``; one hub opportunity (model ``sales_opportunity``) is
+composed per Sales Opportunity by :func:`models.mappings.improveit360.map_sales_opportunity`.
+**How appointment and project changes reach the opportunity:** a page of any related stream
+re-composes the mirrored Sales Opportunities that embed the changed records (an appointment's or
+project's Sales Opportunity lookup, an activity's project's, a contact's or account's
+opportunities) and merges them with that page, so details and External Updated At never go stale
+even when the Sales Opportunity itself did not change. An opportunity whose Contact or Account is
+not mirrored yet (created after the ``contacts`` stream was read in this run) has it fetched by
+Id while its page is mapped, so the shared merge can still match the contact on phone and email.
+
+**Incremental reads.** Each page is one SOQL query ``… ORDER BY SystemModstamp, Id LIMIT
+page_size`` whose batches are followed through ``nextRecordsUrl``. Salesforce stores datetimes to
+the second, so many records share one ``SystemModstamp``; within a run the next page therefore
+starts strictly after the last (``SystemModstamp``, ``Id``) read, which neither skips nor repeats
+a record of a tie. The cursor committed with each page is ``<SystemModstamp>|<Id>|<run start>``.
+A new run starts ``overlap_seconds`` (default 300) before the stored ``SystemModstamp``, because
+a record's ``SystemModstamp`` is taken when its transaction starts and a long transaction can
+commit a record stamped earlier than ones already read; re-read records merge as unchanged.
+
+**First sync.** Sales Opportunities start ``first_sync_days`` (process setting, default 90) back,
+as for ServiceTitan; the related streams start at the beginning, so every opportunity of the
+window is composed with all its appointments and projects, however old. Appointments, projects
+and activities are read with ``queryAll`` so a deletion removes the record from its opportunity.
+
+**Quota.** ``403 REQUEST_LIMIT_EXCEEDED`` raises QuotaExceededError: nothing retries it, the page
+is not merged (its cursor stays where it was) and the client refuses further requests for a few
+minutes, so every remaining stream of the integration's run fails at once with the same error
+and without spending a request; the next scheduled run resumes from the committed cursors.
+
+The i360 Lightning object and field API names are not public (crm-apis.md §3.1): they live in
+the integration's settings (:class:`Improveit360Objects`, :class:`Improveit360StandardFields`)
+with defaults matching the emulator's schema, so a real org is matched by configuration alone.
+Which fields are read is not configured: each object's describe lists them (all the integration
+user can see), as seed 000 says "any fields or values under these objects" sync.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+import psycopg
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from connectors.errors import ConnectorError, PermanentError, ResponseFormatError
+from connectors.salesforce import (
+    DEFAULT_API_VERSION,
+    DEFAULT_AUTH_URL,
+    SalesforceClient,
+    SalesforceCredentials,
+    normalize_api_version,
+    soql_datetime,
+    soql_identifier,
+    soql_quote,
+)
+from crmsync.merge import MergeBatch, MirrorRow
+from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from crmsync.settings import get_settings
+from models.mappings.improveit360 import FieldPaths, map_sales_opportunity
+from models.normalize import normalize_email, parse_timestamp
+from models.standard import MappedOpportunity, MappingError, RejectedRecord
+
+PROVIDER = "improveit360"
+PushLocation = Literal["contact_note", "opportunity_task"]
+CampaignEvent = Literal["launched", "first_message_sent", "removed", "completed"]
+ALL_CAMPAIGN_EVENTS: tuple[CampaignEvent, ...] = (
+    "launched",
+    "first_message_sent",
+    "removed",
+    "completed",
+)
+_API_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
+
+
+class Improveit360CredentialsModel(BaseModel):
+    """The connected app's consumer key/secret and exactly one grant (seed 000: "OAuth
+    (Credentials)"): a refresh token from the customer's OAuth consent, or a username, password
+    and security token (username-password flow, for sandboxes and service users)."""
+
+    model_config = ConfigDict(extra="forbid")
+    client_id: str = Field(min_length=1, description="Connected app consumer key")
+    client_secret: SecretStr | None = Field(default=None, description="Consumer secret")
+    refresh_token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_grant(self) -> Improveit360CredentialsModel:
+        has_refresh = bool(self.refresh_token and self.refresh_token.get_secret_value())
+        has_password = bool(self.username) or bool(
+            self.password and self.password.get_secret_value()
+        )
+        if has_refresh == has_password:
+            raise ValueError(
+                "configure exactly one grant: refresh_token (OAuth refresh-token flow) or "
+                "username + password (+ security_token) for the username-password flow"
+            )
+        if has_password and not (self.username and self.password):
+            raise ValueError("the username-password flow needs both username and password")
+        if has_password and not self.client_secret:
+            raise ValueError("the username-password flow needs client_secret")
+        return self
+
+    def connector_credentials(self) -> SalesforceCredentials:
+        def plain(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return SalesforceCredentials(
+            client_id=self.client_id,
+            client_secret=plain(self.client_secret),
+            refresh_token=plain(self.refresh_token),
+            username=self.username,
+            password=plain(self.password),
+            security_token=plain(self.security_token),
+        )
+
+
+class Improveit360Objects(BaseModel):
+    """Object API names in the customer's org. The defaults are the emulator's (the i360core__
+    namespace is confirmed, the object names are our reading of the package); a real org that
+    differs is matched by setting them."""
+
+    model_config = ConfigDict(extra="forbid")
+    sales_opportunity: str = Field(default="i360core__Sales_Opportunity__c", pattern=_API_NAME)
+    sales_appointment: str = Field(default="i360core__Sales_Appointment__c", pattern=_API_NAME)
+    project: str = Field(default="i360core__Project__c", pattern=_API_NAME)
+    project_activity: str = Field(default="i360core__Project_Activity__c", pattern=_API_NAME)
+    contact: str = Field(default="Contact", pattern=_API_NAME)
+    account: str = Field(default="Account", pattern=_API_NAME)
+
+
+class Improveit360StandardFields(BaseModel):
+    """Field API names the links between objects and the hub's standard fields are read from."""
+
+    model_config = ConfigDict(extra="forbid")
+    opportunity_contact: str = Field(
+        default="i360core__Contact__c",
+        pattern=_API_NAME,
+        description="Sales Opportunity → Contact lookup (External Contact ID)",
+    )
+    opportunity_account: str = Field(
+        default="i360core__Account__c",
+        pattern=_API_NAME,
+        description="Sales Opportunity → Account lookup",
+    )
+    opportunity_status: str = Field(
+        default="i360core__Status__c", pattern=_API_NAME, description="Status"
+    )
+    appointment_opportunity: str = Field(
+        default="i360core__Sales_Opportunity__c",
+        pattern=_API_NAME,
+        description="Sales Appointment → Sales Opportunity lookup",
+    )
+    project_opportunity: str = Field(
+        default="i360core__Sales_Opportunity__c",
+        pattern=_API_NAME,
+        description="Project → Sales Opportunity lookup",
+    )
+    activity_project: str = Field(
+        default="i360core__Project__c",
+        pattern=_API_NAME,
+        description="Project Activity → Project lookup",
+    )
+    contact_first_name: str = Field(default="FirstName", pattern=_API_NAME)
+    contact_last_name: str = Field(default="LastName", pattern=_API_NAME)
+    contact_email: str = Field(default="Email", pattern=_API_NAME)
+    contact_phones: list[str] = Field(
+        default_factory=lambda: ["MobilePhone", "Phone"],
+        description="Contact phone fields, most preferred first",
+    )
+    account_phones: list[str] = Field(default_factory=lambda: ["Phone"])
+
+    @field_validator("contact_phones", "account_phones")
+    @classmethod
+    def _api_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            soql_identifier(name)
+        return list(dict.fromkeys(v))
+
+    def paths(self) -> FieldPaths:
+        return FieldPaths(
+            opportunity_contact=self.opportunity_contact,
+            opportunity_status=self.opportunity_status,
+            contact_first_name=self.contact_first_name,
+            contact_last_name=self.contact_last_name,
+            contact_email=self.contact_email,
+            contact_phones=tuple(self.contact_phones),
+            account_phones=tuple(self.account_phones),
+        )
+
+
+class Improveit360Settings(BaseModel):
+    """Integration options: seed 000's (objects, project activities, push events and where they
+    go) plus what a real org needs to be matched without code changes."""
+
+    model_config = ConfigDict(extra="forbid")
+    objects: Improveit360Objects = Field(default_factory=Improveit360Objects)
+    standard_fields: Improveit360StandardFields = Field(default_factory=Improveit360StandardFields)
+    sync_project_activities: bool = Field(
+        default=False, description="Seed 000: Project (and optionally Project Activities)"
+    )
+    placeholder_emails: list[str] = Field(default_factory=list)
+    api_version: str = Field(default=DEFAULT_API_VERSION, description="REST API version, e.g. 60.0")
+    overlap_seconds: int = Field(default=300, ge=0, le=86_400)
+    page_size: int = Field(
+        default=2000, ge=1, le=50_000, description="Records per page (one SOQL query)"
+    )
+    min_remaining_api_calls: int | None = Field(
+        default=None,
+        ge=0,
+        description="Stop before the org's daily API requests fall below this many",
+    )
+    # Push (seed 000 "Hatch → Improveit360"): where each trigger's events go, validated now and
+    # used by the push feature: a Note under the Contact and/or a completed Task on the Sales
+    # Opportunity.
+    push_outgoing_campaign_messages: list[PushLocation] = Field(default_factory=list)
+    push_outgoing_manual_messages: list[PushLocation] = Field(default_factory=list)
+    push_incoming_messages: list[PushLocation] = Field(default_factory=list)
+    push_campaign_events: list[PushLocation] = Field(default_factory=list)
+    campaign_events: list[CampaignEvent] = Field(
+        default_factory=lambda: list(ALL_CAMPAIGN_EVENTS),
+        description="Seed 000: the campaign events that are pushed",
+    )
+
+    @field_validator("placeholder_emails")
+    @classmethod
+    def _normalise(cls, v: list[str]) -> list[str]:
+        return sorted({e for e in (normalize_email(x) for x in v) if e})
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return normalize_api_version(v)
+
+    @field_validator(
+        "push_outgoing_campaign_messages",
+        "push_outgoing_manual_messages",
+        "push_incoming_messages",
+        "push_campaign_events",
+        "campaign_events",
+    )
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+
+# -- streams -------------------------------------------------------------------------------------
+
+OPPORTUNITIES = "opportunities"
+_CHILDREN = ("appointments", "projects", "project_activities")
+_SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+
+
+def _object_of(settings: Improveit360Settings, stream: str) -> str:
+    o = settings.objects
+    return {
+        "accounts": o.account,
+        "contacts": o.contact,
+        "appointments": o.sales_appointment,
+        "projects": o.project,
+        "project_activities": o.project_activity,
+        OPPORTUNITIES: o.sales_opportunity,
+    }[stream]
+
+
+def _link_fields(settings: Improveit360Settings, stream: str) -> dict[str, str]:
+    """The lookup fields a stream's records must carry: {settings key: field API name}."""
+    f = settings.standard_fields
+    return {
+        "appointments": {"appointment_opportunity": f.appointment_opportunity},
+        "projects": {"project_opportunity": f.project_opportunity},
+        "project_activities": {"activity_project": f.activity_project},
+        OPPORTUNITIES: {
+            "opportunity_contact": f.opportunity_contact,
+            "opportunity_account": f.opportunity_account,
+            "opportunity_status": f.opportunity_status,
+        },
+    }.get(stream, {})
+
+
+# -- clients -------------------------------------------------------------------------------------
+
+_clients: dict[tuple[int, str], SalesforceClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(ctx: IntegrationContext) -> SalesforceClient:
+    """One client per integration and configuration in this process (tasks share its session)."""
+    creds = ctx.credentials
+    settings = ctx.settings
+    assert isinstance(creds, Improveit360CredentialsModel)
+    assert isinstance(settings, Improveit360Settings)
+    plain = creds.connector_credentials()
+    login = ctx.auth_url or ctx.base_url or DEFAULT_AUTH_URL
+    fingerprint = hashlib.sha256(
+        "\x00".join(
+            [
+                plain.client_id,
+                plain.client_secret or "",
+                plain.refresh_token or "",
+                plain.username or "",
+                plain.password or "",
+                plain.security_token or "",
+                login,
+                settings.api_version,
+                str(settings.min_remaining_api_calls),
+            ]
+        ).encode()
+    ).hexdigest()
+    key = (ctx.id, fingerprint)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = SalesforceClient(
+                plain,
+                auth_url=login,
+                api_version=settings.api_version,
+                min_remaining_api_calls=settings.min_remaining_api_calls,
+                provider=PROVIDER,
+            )
+            for old in [k for k in _clients if k[0] == ctx.id]:
+                del _clients[old]  # credentials or settings changed; in-flight calls finish
+            _clients[key] = client
+        return client
+
+
+def clear_clients() -> None:
+    """Forget every cached client (tests; a worker that must drop sessions and usage readings)."""
+    with _clients_lock:
+        _clients.clear()
+
+
+# -- cursor --------------------------------------------------------------------------------------
+
+
+def encode_cursor(stamp: datetime, record_id: str, run: datetime) -> str:
+    return f"{soql_datetime(stamp)}|{record_id}|{run.isoformat()}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
+    """(SystemModstamp, Id, run start) of a stored cursor; ValueError when it is not ours."""
+    stamp_text, record_id, run = cursor.split("|", 2)
+    stamp = parse_timestamp(stamp_text)
+    if stamp is None or not record_id:
+        raise ValueError(f"not an improveit360 cursor: {cursor!r}")
+    return stamp, record_id, run
+
+
+def _where(
+    cursor: str | None, stream: str, started_at: datetime, overlap: int
+) -> tuple[str | None, tuple[datetime, str] | None]:
+    """The WHERE clause of the next page, and the exact (stamp, Id) it must start after."""
+    if cursor is None:
+        if stream != OPPORTUNITIES:
+            return None, None
+        since = started_at - timedelta(days=get_settings().first_sync_days)
+        return f"SystemModstamp >= {soql_datetime(since)}", None
+    stamp, record_id, run = decode_cursor(cursor)
+    if run == started_at.isoformat():
+        literal = soql_datetime(stamp)
+        return (
+            f"(SystemModstamp > {literal} OR "
+            f"(SystemModstamp = {literal} AND Id > {soql_quote(record_id)}))",
+            (stamp, record_id),
+        )
+    return f"SystemModstamp >= {soql_datetime(stamp - timedelta(seconds=overlap))}", None
+
+
+def stream_fields(ctx: IntegrationContext, stream: str) -> list[str]:
+    """The fields a stream selects: every selectable field the describe lists, after checking
+    that the ones the sync relies on exist (a clear error names the setting to fix)."""
+    settings = ctx.settings
+    assert isinstance(settings, Improveit360Settings)
+    sobject = _object_of(settings, stream)
+    try:
+        fields = _client(ctx).selectable_fields(sobject)
+    except ConnectorError as exc:
+        if exc.status_code == 404:
+            raise PermanentError(
+                f"{PROVIDER}: object {sobject!r} does not exist or is not visible to the "
+                f"integration user; set settings.objects for stream {stream!r}",
+                provider=PROVIDER,
+                status_code=404,
+            ) from None
+        raise
+    known = {f.lower() for f in fields}
+    for setting, name in _link_fields(settings, stream).items():
+        if name.lower() not in known:
+            raise PermanentError(
+                f"{PROVIDER}: field {name!r} is not on {sobject} (or not visible to the "
+                f"integration user); set settings.standard_fields.{setting}",
+                provider=PROVIDER,
+            )
+    missing = [f for f in _SYSTEM_FIELDS if f.lower() not in known]
+    if missing:
+        raise PermanentError(f"{PROVIDER}: {sobject} lacks {', '.join(missing)}", provider=PROVIDER)
+    return fields
+
+
+# -- provider ------------------------------------------------------------------------------------
+
+
+class Improveit360Provider:
+    name: ClassVar[str] = PROVIDER
+    credentials_model: ClassVar[type[BaseModel]] = Improveit360CredentialsModel
+    settings_model: ClassVar[type[BaseModel]] = Improveit360Settings
+
+    def streams(self, ctx: IntegrationContext) -> list[str]:
+        out = ["accounts", "contacts", "appointments", "projects"]
+        if self._settings(ctx).sync_project_activities:
+            out.append("project_activities")
+        out.append(OPPORTUNITIES)
+        return out
+
+    def pages_independent(self, stream: str) -> bool:
+        # Opportunity pages read only the related streams, complete by then; related pages
+        # re-compose mirrored opportunities, which earlier pages of the stream may still change.
+        return stream == OPPORTUNITIES
+
+    def authenticate(self, ctx: IntegrationContext) -> datetime:
+        """Log in (or reuse the session); Salesforce sends no expiry, so the nominal end of a
+        session idle for the default 2 hours is returned."""
+        return _client(ctx).authenticate().nominal_expiry
+
+    def client(self, ctx: IntegrationContext) -> SalesforceClient:
+        return _client(ctx)
+
+    def _settings(self, ctx: IntegrationContext) -> Improveit360Settings:
+        assert isinstance(ctx.settings, Improveit360Settings)
+        return ctx.settings
+
+    def fields(self, ctx: IntegrationContext, stream: str) -> list[str]:
+        return stream_fields(ctx, stream)
+
+    def fetch_page(
+        self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
+    ) -> FetchedPage:
+        settings = self._settings(ctx)
+        sobject = _object_of(settings, stream)
+        fields = stream_fields(ctx, stream)
+        where, after = _where(cursor.cursor, stream, started_at, settings.overlap_seconds)
+        soql = (
+            f"SELECT {', '.join(fields)} FROM {sobject}"
+            + (f" WHERE {where}" if where else "")
+            + f" ORDER BY SystemModstamp ASC, Id ASC LIMIT {settings.page_size}"
+        )
+        records = _client(ctx).query(soql, include_deleted=stream in _CHILDREN)
+        valid: list[dict[str, Any]] = []
+        invalid: list[tuple[Any, str]] = []
+        last: tuple[datetime, str] | None = None
+        for rec in records:
+            ident = rec.get("Id")
+            try:
+                stamp = parse_timestamp(rec.get("SystemModstamp"))
+            except ValueError:
+                stamp = None
+            if not isinstance(ident, str) or not ident or stamp is None:
+                invalid.append((rec, f"{stream} record without an Id or SystemModstamp"))
+                continue
+            valid.append(rec)
+            last = (stamp, ident)
+        has_more = len(records) >= settings.page_size
+        if has_more and last is None:
+            raise ResponseFormatError(
+                f"{PROVIDER}: a full {stream} page holds no record with Id and SystemModstamp",
+                provider=PROVIDER,
+            )
+        if after is not None and last is not None and last <= after:
+            raise ConnectorError(
+                f"{PROVIDER}: {stream} page did not move past {after[0].isoformat()} {after[1]}",
+                provider=PROVIDER,
+            )
+        next_cursor = encode_cursor(last[0], last[1], started_at) if last else cursor.cursor
+        return FetchedPage(stream, valid, next_cursor, has_more, invalid=invalid)
+
+    def map_page(
+        self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
+    ) -> MergeBatch:
+        settings = self._settings(ctx)
+        stream = page.stream
+        batch = MergeBatch(
+            tenant_id=ctx.tenant_id,
+            integration_id=ctx.id,
+            stream=stream,
+            placeholder_emails=frozenset(settings.placeholder_emails),
+            cursor=page.next_cursor,
+            set_cursor=True,
+            fetched=len(page.records) + len(page.invalid),
+        )
+        for raw, reason in page.invalid:
+            ext = raw.get("Id") if isinstance(raw, dict) else None
+            payload = raw if isinstance(raw, dict) else {"value": raw}
+            batch.rejects.append(
+                RejectedRecord(stream, ext if isinstance(ext, str) else None, reason, payload)
+            )
+        overlay: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for rec in page.records:
+            batch.mirror.append(_mirror_row(settings, stream, rec))
+            overlay[stream][rec["Id"]] = rec
+        if stream == OPPORTUNITIES:
+            opportunities = dict(overlay[OPPORTUNITIES])
+        elif overlay[stream]:
+            opportunities = _dependants(conn, ctx, settings, stream, overlay[stream])
+        else:
+            opportunities = {}
+        if opportunities:
+            batch.opportunities = _compose(conn, ctx, settings, opportunities, overlay, batch)
+        return batch
+
+
+# -- mirror and composition ------------------------------------------------------------------------
+
+
+def _ref(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _mirror_row(settings: Improveit360Settings, stream: str, rec: dict[str, Any]) -> MirrorRow:
+    """``customer_ref`` is the Contact behind a record, ``parent_ref`` the record it belongs to
+    (an opportunity's Account, an appointment's or project's Sales Opportunity, an activity's
+    Project): the keys the re-composition looks records up by."""
+    f = settings.standard_fields
+    customer_ref = parent_ref = None
+    if stream == "contacts":
+        customer_ref = rec["Id"]
+    elif stream == OPPORTUNITIES:
+        customer_ref = _ref(rec.get(f.opportunity_contact))
+        parent_ref = _ref(rec.get(f.opportunity_account))
+    elif stream == "appointments":
+        parent_ref = _ref(rec.get(f.appointment_opportunity))
+    elif stream == "projects":
+        parent_ref = _ref(rec.get(f.project_opportunity))
+    elif stream == "project_activities":
+        parent_ref = _ref(rec.get(f.activity_project))
+    return MirrorRow(
+        stream,
+        rec["Id"],
+        rec,
+        parse_timestamp(rec.get("SystemModstamp")),
+        customer_ref,
+        parent_ref,
+    )
+
+
+_MIRROR_SELECT = (
+    "SELECT resource, external_id, parent_ref, payload FROM crm_record "
+    "WHERE tenant_id = %(t)s AND integration_id = %(i)s "
+)
+
+
+def _dependants(
+    conn: psycopg.Connection[Any],
+    ctx: IntegrationContext,
+    settings: Improveit360Settings,
+    stream: str,
+    changed: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Mirrored Sales Opportunities that embed the changed related records."""
+    ids = sorted(changed)
+    params: dict[str, Any] = {"t": ctx.tenant_id, "i": ctx.id, "ids": ids}
+    if stream == "contacts":
+        where = "resource = 'opportunities' AND customer_ref = ANY(%(ids)s)"
+    elif stream == "accounts":
+        where = "resource = 'opportunities' AND parent_ref = ANY(%(ids)s)"
+    else:
+        f = settings.standard_fields
+        if stream == "project_activities":
+            project_ids = {_ref(r.get(f.activity_project)) for r in changed.values()}
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT parent_ref FROM crm_record WHERE tenant_id = %s AND "
+                    "integration_id = %s AND resource = 'projects' AND external_id = ANY(%s)",
+                    (ctx.tenant_id, ctx.id, sorted(p for p in project_ids if p)),
+                )
+                opp_ids = {row[0] for row in cur if row[0]}
+        else:
+            link = f.appointment_opportunity if stream == "appointments" else f.project_opportunity
+            opp_ids = {o for o in (_ref(r.get(link)) for r in changed.values()) if o}
+        params["ids"] = sorted(opp_ids)
+        where = "resource = 'opportunities' AND external_id = ANY(%(ids)s)"
+    with conn.cursor() as cur:
+        cur.execute(_MIRROR_SELECT + "AND " + where, params)
+        return {ext: payload for _, ext, _, payload in cur}
+
+
+def _compose(
+    conn: psycopg.Connection[Any],
+    ctx: IntegrationContext,
+    settings: Improveit360Settings,
+    opportunities: dict[str, dict[str, Any]],
+    overlay: dict[str, dict[str, dict[str, Any]]],
+    batch: MergeBatch,
+) -> list[MappedOpportunity]:
+    f = settings.standard_fields
+    contact_ids = sorted(
+        {c for c in (_ref(o.get(f.opportunity_contact)) for o in opportunities.values()) if c}
+    )
+    account_ids = sorted(
+        {a for a in (_ref(o.get(f.opportunity_account)) for o in opportunities.values()) if a}
+    )
+    opp_ids = sorted(opportunities)
+    contacts: dict[str, dict[str, Any]] = {}
+    accounts: dict[str, dict[str, Any]] = {}
+    children: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+        r: defaultdict(dict) for r in _CHILDREN
+    }
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            {_MIRROR_SELECT} AND resource = 'contacts' AND external_id = ANY(%(c)s)
+            UNION ALL
+            {_MIRROR_SELECT} AND resource = 'accounts' AND external_id = ANY(%(a)s)
+            UNION ALL
+            {_MIRROR_SELECT} AND resource IN ('appointments', 'projects')
+              AND parent_ref = ANY(%(o)s)
+            """,
+            {"t": ctx.tenant_id, "i": ctx.id, "c": contact_ids, "a": account_ids, "o": opp_ids},
+        )
+        rows = cur.fetchall()
+    for resource, ext, parent, payload in rows:
+        _place(resource, ext, parent, payload, contacts, accounts, children)
+    link = {"appointments": f.appointment_opportunity, "projects": f.project_opportunity}
+    for resource in ("contacts", "accounts", "appointments", "projects"):
+        for ext, rec in overlay.get(resource, {}).items():
+            parent = _ref(rec.get(link[resource])) if resource in link else None
+            _place(resource, ext, parent, rec, contacts, accounts, children)
+
+    activities: dict[str, list[dict[str, Any]]] | None = None
+    if settings.sync_project_activities:
+        project_ids = sorted({p for per_opp in children["projects"].values() for p in per_opp})
+        with conn.cursor() as cur:
+            cur.execute(
+                _MIRROR_SELECT + "AND resource = 'project_activities' AND parent_ref = ANY(%(p)s)",
+                {"t": ctx.tenant_id, "i": ctx.id, "p": project_ids},
+            )
+            for resource, ext, parent, payload in cur:
+                _place(resource, ext, parent, payload, contacts, accounts, children)
+        for ext, rec in overlay.get("project_activities", {}).items():
+            parent = _ref(rec.get(f.activity_project))
+            _place("project_activities", ext, parent, rec, contacts, accounts, children)
+        activities = {p: list(acts.values()) for p, acts in children["project_activities"].items()}
+
+    _fetch_missing(ctx, settings, "contacts", contact_ids, contacts, batch)
+    _fetch_missing(ctx, settings, "accounts", account_ids, accounts, batch)
+
+    placeholders = frozenset(settings.placeholder_emails)
+    paths = f.paths()
+    out: list[MappedOpportunity] = []
+    for ext, rec in opportunities.items():
+        contact_id = _ref(rec.get(f.opportunity_contact))
+        account_id = _ref(rec.get(f.opportunity_account))
+        try:
+            out.append(
+                map_sales_opportunity(
+                    rec,
+                    contacts.get(contact_id) if contact_id else None,
+                    accounts.get(account_id) if account_id else None,
+                    list(children["appointments"].get(ext, {}).values()),
+                    list(children["projects"].get(ext, {}).values()),
+                    activities,
+                    paths=paths,
+                    placeholder_emails=placeholders,
+                )
+            )
+        except MappingError as exc:
+            batch.rejects.append(RejectedRecord(batch.stream, ext, str(exc), rec))
+    return out
+
+
+def _place(
+    resource: str,
+    ext: str,
+    parent: str | None,
+    payload: dict[str, Any],
+    contacts: dict[str, dict[str, Any]],
+    accounts: dict[str, dict[str, Any]],
+    children: dict[str, dict[str, dict[str, dict[str, Any]]]],
+) -> None:
+    if resource == "contacts":
+        contacts[ext] = payload
+    elif resource == "accounts":
+        accounts[ext] = payload
+    elif resource in children and parent:
+        children[resource][parent][ext] = payload
+
+
+def _fetch_missing(
+    ctx: IntegrationContext,
+    settings: Improveit360Settings,
+    stream: str,
+    wanted: list[str],
+    found: dict[str, dict[str, Any]],
+    batch: MergeBatch,
+) -> None:
+    """Fetch by Id the contacts or accounts the mirror lacks, and mirror them with this page."""
+    missing = [i for i in wanted if i not in found]
+    if not missing:
+        return
+    fields = stream_fields(ctx, stream)
+    sobject = _object_of(settings, stream)
+    for rec in _client(ctx).query_by_ids(sobject, fields, missing):
+        ident = rec.get("Id")
+        if not isinstance(ident, str):
+            continue
+        try:
+            row = _mirror_row(settings, stream, rec)
+        except ValueError:
+            continue
+        found[ident] = rec
+        batch.mirror.append(row)

@@ -1,0 +1,226 @@
+"""improveit360 (i360 Lightning) Sales Opportunities to the hub's standard opportunity fields.
+
+Seed 000 ("improveit360 (i360) Lightning") names the objects that sync (Sales Opportunity with its
+Contact and Account, Sales Appointment, Project and optionally Project Activities) and the merge
+rules, but, unlike the ServiceTitan seed, no standard-field table. This module is that table,
+written in the spirit of seed 002's, and every rule below has a test named after it in
+``tests/unit/test_improveit360_mapping.py``:
+
+=====================  ==========================================================================
+Hub standard field     i360 Lightning source (field API names come from :class:`FieldPaths`)
+=====================  ==========================================================================
+External ID            the Sales Opportunity's ``Id``
+External Contact ID    the Sales Opportunity's Contact lookup (``i360core__Contact__c``)
+External Created At    the Sales Opportunity's ``CreatedDate``
+External Updated At    the most recent ``LastModifiedDate`` of the Sales Opportunity, its Sales
+                       Appointments and Projects (and their Project Activities when they sync):
+                       a new appointment or a project moving on is a change of the opportunity
+Email                  ``contact:Email``
+First / Last Name      ``contact:FirstName`` / ``contact:LastName``; when both are empty, the
+                       contact's then the account's ``Name`` split per seed 002's rule
+Phone                  the first of ``contact:MobilePhone``, ``contact:Phone``,
+                       ``account:Phone`` that is a possible phone number, in E.164
+Status                 the Sales Opportunity's status picklist (``i360core__Status__c``)
+=====================  ==========================================================================
+
+Details, in the seeds' ``resource:#:field`` notation (field API names kept as Salesforce spells
+them): the Sales Opportunity's own fields at the top level, ``contact:…``, ``account:…``,
+``appointments:#:…``, ``projects:#:…`` and ``projects:#:activities:#:…``. Lists are sorted by
+``CreatedDate`` descending (ties: ``Id`` descending), so ``appointments:1:…`` is the most recently
+created appointment, as seed 002 orders its lists. Records Salesforce reports as deleted
+(``IsDeleted``, returned by ``queryAll``) are left out, so deleting an appointment removes it.
+
+The object and field API names of i360 Lightning are not public (crm-apis.md §3.1); the defaults
+here match the emulator's schema (:mod:`sandbox.salesforce.schema`) and the integration settings
+override them per org. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from models.normalize import (
+    flatten_details,
+    normalize_email,
+    normalize_phone,
+    parse_timestamp,
+    split_name,
+)
+from models.standard import MappedOpportunity, MappingError
+
+__all__ = [
+    "MODEL",
+    "PLACEHOLDER_EMAIL_DETAIL",
+    "FieldPaths",
+    "map_sales_opportunity",
+    "newest_first",
+]
+
+MODEL = "sales_opportunity"
+#: Details key set to True when the email is one of the tenant's placeholder emails; the merge
+#: never matches contacts on it (same key as the ServiceTitan mapping).
+PLACEHOLDER_EMAIL_DETAIL = "hub:placeholder_email"
+
+Record = Mapping[str, Any]
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPaths:
+    """Field API names the standard fields are read from (the integration settings' values)."""
+
+    opportunity_contact: str = "i360core__Contact__c"
+    opportunity_status: str = "i360core__Status__c"
+    contact_first_name: str = "FirstName"
+    contact_last_name: str = "LastName"
+    contact_name: str = "Name"
+    contact_email: str = "Email"
+    contact_phones: tuple[str, ...] = ("MobilePhone", "Phone")
+    account_name: str = "Name"
+    account_phones: tuple[str, ...] = ("Phone",)
+
+
+DEFAULT_PATHS = FieldPaths()
+
+
+def map_sales_opportunity(
+    opportunity: Record,
+    contact: Record | None,
+    account: Record | None,
+    appointments: Sequence[Record] = (),
+    projects: Sequence[Record] = (),
+    project_activities: Mapping[str, Sequence[Record]] | None = None,
+    *,
+    paths: FieldPaths = DEFAULT_PATHS,
+    placeholder_emails: frozenset[str] = frozenset(),
+) -> MappedOpportunity:
+    """Map one Sales Opportunity with its Contact, Account, Sales Appointments and Projects.
+
+    ``project_activities`` maps a Project ``Id`` to its activities; None when activities do not
+    sync (no ``projects:#:activities`` details and they do not move External Updated At).
+    ``placeholder_emails`` holds the tenant's placeholder addresses, normalized.
+
+    Raises MappingError naming the field when the opportunity has no ``Id`` or a timestamp that
+    feeds a standard field is not a timestamp.
+    """
+    ident = opportunity.get("Id")
+    if not isinstance(ident, str) or not ident:
+        raise MappingError(f"{MODEL}: Id is missing")
+    created = _timestamp(ident, "CreatedDate", opportunity.get("CreatedDate"))
+    updated = _timestamp(ident, "LastModifiedDate", opportunity.get("LastModifiedDate"))
+
+    details: dict[str, Any] = {}
+    flatten_details("", dict(opportunity), details)
+    if contact is not None:
+        flatten_details("contact", dict(contact), details)
+    if account is not None:
+        flatten_details("account", dict(account), details)
+
+    for key, records in (("appointments", appointments), ("projects", projects)):
+        for index, rec in enumerate(newest_first(live(records)), 1):
+            prefix = f"{key}:{index}"
+            flatten_details(prefix, dict(rec), details)
+            updated = _latest(updated, ident, f"{prefix}:LastModifiedDate", rec)
+            if key != "projects" or project_activities is None:
+                continue
+            project_id = rec.get("Id")
+            steps = project_activities.get(project_id, ()) if isinstance(project_id, str) else ()
+            for step, activity in enumerate(newest_first(live(steps)), 1):
+                activity_prefix = f"{prefix}:activities:{step}"
+                flatten_details(activity_prefix, dict(activity), details)
+                updated = _latest(updated, ident, f"{activity_prefix}:LastModifiedDate", activity)
+
+    contact_id = opportunity.get(paths.opportunity_contact)
+    first_name, last_name = _names(contact, account, paths)
+    email = normalize_email(contact.get(paths.contact_email)) if contact is not None else None
+    if email is not None and email in placeholder_emails:
+        details[PLACEHOLDER_EMAIL_DETAIL] = True
+    status = opportunity.get(paths.opportunity_status)
+    return MappedOpportunity(
+        model=MODEL,
+        external_id=ident,
+        external_contact_id=str(contact_id) if contact_id else None,
+        external_created_at=created,
+        external_updated_at=updated,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        phone=_phone(contact, account, paths),
+        status=None if status is None else str(status),
+        details=details,
+    )
+
+
+def live(records: Sequence[Record]) -> list[Record]:
+    """Records Salesforce does not report as deleted."""
+    return [r for r in records if r.get("IsDeleted") is not True]
+
+
+def newest_first(records: Sequence[Record]) -> list[Record]:
+    """``CreatedDate`` descending, ties by ``Id`` descending; unparseable dates sort as oldest."""
+    if len(records) < 2:
+        return list(records)
+    ranked = sorted(
+        ((_created(r), str(r.get("Id") or ""), i) for i, r in enumerate(records)), reverse=True
+    )
+    return [records[i] for _, _, i in ranked]
+
+
+def _created(record: Record) -> datetime:
+    try:
+        return parse_timestamp(record.get("CreatedDate")) or _OLDEST
+    except ValueError:
+        return _OLDEST
+
+
+def _timestamp(ident: str, field: str, value: object) -> datetime | None:
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise MappingError(f"{MODEL} {ident}: {field} is not a timestamp: {value!r}") from None
+
+
+def _latest(current: datetime | None, ident: str, field: str, record: Record) -> datetime | None:
+    moment = _timestamp(ident, field, record.get("LastModifiedDate"))
+    if moment is not None and (current is None or moment > current):
+        return moment
+    return current
+
+
+def _text(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _names(
+    contact: Record | None, account: Record | None, paths: FieldPaths
+) -> tuple[str | None, str | None]:
+    if contact is not None:
+        first = _text(contact.get(paths.contact_first_name))
+        last = _text(contact.get(paths.contact_last_name))
+        if first or last:
+            return first, last
+        first, last = split_name(_text(contact.get(paths.contact_name)))
+        if first or last:
+            return first, last
+    if account is not None:
+        return split_name(_text(account.get(paths.account_name)))
+    return None, None
+
+
+def _phone(contact: Record | None, account: Record | None, paths: FieldPaths) -> str | None:
+    candidates: list[object] = []
+    if contact is not None:
+        candidates += [contact.get(name) for name in paths.contact_phones]
+    if account is not None:
+        candidates += [account.get(name) for name in paths.account_phones]
+    for value in candidates:
+        phone = normalize_phone(value)
+        if phone is not None:
+            return phone
+    return None

@@ -1,0 +1,438 @@
+"""LeadPerfection prospects (GetLead payloads) to the hub's standard opportunity fields.
+
+Implements seed 001 ("LeadPerfection"): the sync triggers, the Lead + Prospect / Prospect
+combinations and the "Hatch Opportunities to LeadPerfection Field Mapping" table. Inputs are the
+raw prospects exactly as ``POST /api/Customers/GetLead`` returns them (crm-apis.md §2.5): a
+prospect with nested ``notes[]``, ``calls[]`` and ``leads[]``, each lead with ``jobs[]`` and
+``appointments[]``. Pure functions, no I/O.
+
+**Triggers** (seed 001, "When do LeadPerfection objects sync"). LP's date-range read returns a
+prospect when it or anything nested in it changed in the window; :func:`combinations` sorts out
+what that change means:
+
+* A Lead counts as *updated in the window* when its ``lastchangedon`` or ``dateentered``, or the
+  ``lastchangedon`` of one of its jobs or appointments, falls in the window (jobs and appointments
+  are part of the Lead object in LP's payload; a Lead created in the window is updated in it).
+  Each such Lead syncs with its Prospect: one opportunity per Lead + Prospect combination, so a
+  prospect with several updated leads gives several opportunities, and a lead that LP lists
+  under several prospects gives one per prospect ("one opportunity for every combination").
+* A Prospect that LP returned for the window but none of whose Leads was updated in it syncs
+  alone. LP is taken at its word that the prospect changed: it does not bump ``lastchanged`` on
+  every edit (crm-apis.md §2.5), so requiring that stamp in the window would drop real changes.
+* A call result alone changes nothing (seed 001, "KNOWN LIMITATIONS"): LP moves no stamp for it.
+
+**Standard fields** (the seed's table, "on every Hatch opportunity"): ``Prospect.leads[0]`` is the
+combination's Lead for a Lead + Prospect opportunity, and LP's first lead for a lone Prospect
+(so a prospect-only change updates the opportunity of its first lead; see :class:`Combination`). Email is ``Prospect.email``
+(lower-cased), External ID ``Prospect.leads[0].id``, External Contact ID ``Prospect.cst_id``,
+External Created At ``Prospect.dateadded``, External Updated At the first present of
+``Prospect.lastchanged``, ``Prospect.leads[0].lastchangedon``, ``Prospect.leads[0].dateentered``,
+``Prospect.leads[0].jobs[0].contractdate``, ``Prospect.leads[0].appointments[0].lastchangedon``;
+First/Last Name ``Prospect.firstname``/``lastname``, Phone ``Prospect.phone1`` (E.164), Status
+``Prospect.leads[0].disposition``.
+
+**Missing fields.** The seed syncs a combination only when "all LeadPerfection fields are
+available that are mapped to Hatch standard fields"; otherwise :func:`map_combination` raises a
+:class:`~models.standard.MappingError` naming every missing field, and the sync records the
+combination as rejected. A field is missing when LP did not send it, sent null, sent a Delphi
+zero date, or sent a value that cannot be what the field holds (a blank or malformed email, a
+blank or impossible phone, blank names). Consequences worth knowing:
+
+* a prospect without any lead has no External ID (``Prospect.leads[0].id``) and is rejected
+  until it gets one; inventing an id (the ``cst_id``) could collide with a real lead id;
+* a lead whose ``disposition`` is the empty string is *not* missing its Status: LP sends ``""``
+  for "no result yet" on every new lead (about half of all leads), and the hub stores a null
+  status. A disposition that is absent or null is missing.
+
+**Values** (issue 3): naive timestamps are wall-clock time in the integration's time zone and are
+stored in UTC (standard fields as datetimes, details as ``YYYY-MM-DDTHH:MM:SSZ`` strings); Delphi
+zero dates (``1899-12-30…``, ``1900-01-01…``: a time with no date) read as missing (None); the
+strings ``"true"``/``"false"`` read as booleans.
+
+**Details** are every field of the combination's Prospect view, keyed in the seed's own notation:
+``Prospect.email``, ``Prospect.leads[0].jobs[0].contractdate``, ``Prospect.notes[1]`` (lists are
+0-based, in LP's order; scalars in lists are indexed too; an empty list is kept as ``[]``), plus
+``hub:combination`` (``lead+prospect`` or ``prospect``) and, for a placeholder email, the same
+``hub:placeholder_email`` flag as ServiceTitan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+
+from models.mappings.servicetitan import PLACEHOLDER_EMAIL_DETAIL
+from models.normalize import normalize_email, normalize_phone, parse_timestamp
+from models.standard import MappedOpportunity, MappingError, RejectedRecord
+
+__all__ = [
+    "COMBINATION_DETAIL",
+    "LEAD_AND_PROSPECT",
+    "MODEL",
+    "PROSPECT_ONLY",
+    "Combination",
+    "combinations",
+    "lead_updated_in",
+    "lp_bool",
+    "lp_details",
+    "lp_timestamp",
+    "map_combination",
+    "map_prospects",
+]
+
+MODEL = "lead"
+"""One opportunity model: both combinations are keyed by ``Prospect.leads[0].id``."""
+COMBINATION_DETAIL = "hub:combination"
+LEAD_AND_PROSPECT = "lead+prospect"
+PROSPECT_ONLY = "prospect"
+ROOT = "Prospect"
+
+_ZERO_DATES = ("1899-12-30", "1900-01-01")
+_UPDATED_AT_CHAIN = (
+    "Prospect.lastchanged",
+    "Prospect.leads[0].lastchangedon",
+    "Prospect.leads[0].dateentered",
+    "Prospect.leads[0].jobs[0].contractdate",
+    "Prospect.leads[0].appointments[0].lastchangedon",
+)
+
+Record = Mapping[str, Any]
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+def is_zero_date(value: object) -> bool:
+    """True for Delphi's zero date, which LP sends for a time with no date (crm-apis.md §2.5)."""
+    return isinstance(value, str) and value.lstrip().startswith(_ZERO_DATES)
+
+
+def lp_timestamp(value: object, tz: tzinfo) -> datetime | None:
+    """An LP timestamp as aware UTC; None when absent, blank or a Delphi zero date.
+
+    Naive values are wall-clock time in ``tz``. Raises ValueError for anything else that is not
+    a timestamp, so the caller can name the field.
+    """
+    if is_zero_date(value):
+        return None
+    return parse_timestamp(value, naive_tz=tz)
+
+
+def lp_bool(value: object) -> object:
+    """``"true"``/``"false"`` (any case) as booleans; any other value unchanged."""
+    if isinstance(value, str) and len(value) in (4, 5):
+        low = value.lower()
+        if low == "true":
+            return True
+        if low == "false":
+            return False
+    return value
+
+
+@lru_cache(maxsize=131_072)
+def _utc_text(value: str, tz: tzinfo) -> str | None:
+    # Details hold many repeated stamps (entry dates at midnight, a job's stamps on its
+    # milestones), and each conversion costs a zone lookup: hence the cache.
+    if value.startswith(_ZERO_DATES):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _value(text: str, tz: tzinfo) -> object:
+    """A details string: naive timestamps to UTC text, zero dates to None, flags to booleans."""
+    n = len(text)
+    if n >= 19 and text[4] == "-" and text[10] == "T" and text[13] == ":":
+        return _utc_text(text, tz)
+    if n == 4 or n == 5:
+        return lp_bool(text)
+    return text
+
+
+def lp_details(view: Record, tz: tzinfo) -> dict[str, Any]:
+    """Every field of a prospect view keyed ``Prospect.a.b[0].c`` (values converted as above)."""
+    out: dict[str, Any] = {}
+    _flatten_dict(ROOT + ".", view, out, tz)
+    return out
+
+
+def _flatten_dict(head: str, record: Record, out: dict[str, Any], tz: tzinfo) -> None:
+    for name, value in record.items():
+        kind = type(value)
+        if kind is str:
+            out[head + name] = _value(value, tz)
+        elif kind is dict:
+            _flatten_dict(f"{head}{name}.", value, out, tz)
+        elif kind is list:
+            _flatten_list(head + name, value, out, tz)
+        else:
+            out[head + name] = value
+
+
+def _flatten_list(key: str, items: list[Any], out: dict[str, Any], tz: tzinfo) -> None:
+    if not items:
+        out[key] = []
+        return
+    for index, item in enumerate(items):
+        kind = type(item)
+        if kind is dict:
+            _flatten_dict(f"{key}[{index}].", item, out, tz)
+        elif kind is str:
+            out[f"{key}[{index}]"] = _value(item, tz)
+        elif kind is list:
+            _flatten_list(f"{key}[{index}]", item, out, tz)
+        else:
+            out[f"{key}[{index}]"] = item
+
+
+# --- triggers --------------------------------------------------------------------------------
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _in_window(value: object, start: datetime, end: datetime, tz: tzinfo) -> bool:
+    try:
+        stamp = lp_timestamp(value, tz)
+    except ValueError:
+        return False
+    return stamp is not None and start <= stamp <= end
+
+
+def lead_updated_in(lead: Record, start: datetime, end: datetime, tz: tzinfo) -> bool:
+    """Whether the Lead (with its jobs and appointments) changed in [start, end] (inclusive)."""
+    if _in_window(lead.get("lastchangedon"), start, end, tz) or _in_window(
+        lead.get("dateentered"), start, end, tz
+    ):
+        return True
+    children = (*_dicts(lead.get("jobs")), *_dicts(lead.get("appointments")))
+    return any(_in_window(child.get("lastchangedon"), start, end, tz) for child in children)
+
+
+@dataclass(frozen=True, slots=True)
+class Combination:
+    """What one opportunity is made of: the Prospect as the seed's table reads it.
+
+    ``prospect`` is the Prospect's own fields with ``leads`` cut down to one lead: the
+    combination's Lead, or for a lone Prospect its first lead (the one the table's
+    ``Prospect.leads[0]`` fields come from; none if it has no lead). Either way an opportunity's
+    details describe one Prospect and one Lead, whichever trigger last updated it; the Prospect's
+    other leads have opportunities of their own.
+    """
+
+    prospect: Record
+    kind: str
+
+
+def combinations(
+    prospect: Record, *, window_start: datetime, window_end: datetime, tz: tzinfo
+) -> list[Combination]:
+    """The opportunities one prospect of a window read triggers (see the module docstring)."""
+    start = window_start.replace(microsecond=0)
+    end = window_end
+    leads = prospect.get("leads")
+    updated = [lead for lead in _dicts(leads) if lead_updated_in(lead, start, end, tz)]
+    base = {name: value for name, value in prospect.items() if name != "leads"}
+    if not updated:
+        first = leads[:1] if isinstance(leads, list) else []
+        return [Combination({**base, "leads": first}, PROSPECT_ONLY)]
+    return [Combination({**base, "leads": [lead]}, LEAD_AND_PROSPECT) for lead in updated]
+
+
+# --- standard fields -------------------------------------------------------------------------
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _short(value: object) -> str:
+    return repr(value if not isinstance(value, str) else value[:40])
+
+
+class _Problems:
+    """Collects every missing or malformed field, so one rejection names them all."""
+
+    def __init__(self) -> None:
+        self.missing: list[str] = []
+        self.malformed: list[str] = []
+
+    def timestamp(self, path: str, value: object, tz: tzinfo) -> datetime | None:
+        try:
+            return lp_timestamp(value, tz)
+        except ValueError:
+            self.malformed.append(f"{path} is not a timestamp: {_short(value)}")
+            return None
+
+    def raise_if_any(self, who: str) -> None:
+        if not self.missing and not self.malformed:
+            return
+        parts = []
+        if self.missing:
+            parts.append("missing " + ", ".join(self.missing))
+        parts.extend(self.malformed)
+        raise MappingError(f"{who}: {'; '.join(parts)}")
+
+
+def _first(items: object) -> Record | None:
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        first: Record = items[0]
+        return first
+    return None
+
+
+def map_combination(
+    combination: Combination,
+    *,
+    tz: tzinfo,
+    placeholder_emails: frozenset[str] = frozenset(),
+) -> MappedOpportunity:
+    """One combination in the hub's standard fields, per the seed's mapping table.
+
+    ``placeholder_emails`` holds the integration's placeholder addresses in
+    :func:`models.normalize.normalize_email` form. Raises MappingError naming every mapped field
+    that is missing or malformed (see the module docstring for what "missing" means).
+    """
+    p = combination.prospect
+    lead = _first(p.get("leads"))
+    problems = _Problems()
+
+    cst_id = p.get("cst_id")
+    if _blank(cst_id):
+        problems.missing.append("Prospect.cst_id")
+    lead_id = lead.get("id") if lead is not None else None
+    if _blank(lead_id):
+        problems.missing.append("Prospect.leads[0].id")
+
+    raw_email = p.get("email")
+    email = normalize_email(raw_email)
+    if email is None:
+        if _blank(raw_email):
+            problems.missing.append("Prospect.email")
+        else:
+            problems.malformed.append(f"Prospect.email is not an address: {_short(raw_email)}")
+
+    names: list[str | None] = []
+    for field in ("firstname", "lastname"):
+        value = p.get(field)
+        if _blank(value):
+            problems.missing.append(f"Prospect.{field}")
+            names.append(None)
+        else:
+            names.append(str(value).strip())
+
+    raw_phone = p.get("phone1")
+    phone = normalize_phone(raw_phone)
+    if phone is None:
+        if _blank(raw_phone):
+            problems.missing.append("Prospect.phone1")
+        else:
+            problems.malformed.append(f"Prospect.phone1 is not a phone number: {_short(raw_phone)}")
+
+    status: str | None = None
+    disposition = lead.get("disposition") if lead is not None else None
+    if disposition is None:
+        problems.missing.append("Prospect.leads[0].disposition")
+    else:
+        status = str(disposition).strip() or None
+
+    created = problems.timestamp("Prospect.dateadded", p.get("dateadded"), tz)
+    if created is None and not _malformed_named(problems, "Prospect.dateadded"):
+        problems.missing.append("Prospect.dateadded")
+
+    updated = None
+    job = _first(lead.get("jobs")) if lead is not None else None
+    appointment = _first(lead.get("appointments")) if lead is not None else None
+    chain = (
+        p.get("lastchanged"),
+        lead.get("lastchangedon") if lead is not None else None,
+        lead.get("dateentered") if lead is not None else None,
+        job.get("contractdate") if job is not None else None,
+        appointment.get("lastchangedon") if appointment is not None else None,
+    )
+    chain_broken = False
+    for path, value in zip(_UPDATED_AT_CHAIN, chain, strict=True):
+        updated = problems.timestamp(path, value, tz)
+        if updated is not None:
+            break
+        if _malformed_named(problems, path):
+            chain_broken = True  # a garbled stamp is reported as such, not skipped over
+            break
+    if updated is None and not chain_broken:
+        problems.missing.append("External Updated At (" + " / ".join(_UPDATED_AT_CHAIN) + ")")
+
+    who = f"prospect {cst_id}" + (f", lead {lead_id}" if not _blank(lead_id) else "")
+    problems.raise_if_any(who)
+
+    details = lp_details(p, tz)
+    details[COMBINATION_DETAIL] = combination.kind
+    if email is not None and email in placeholder_emails:
+        details[PLACEHOLDER_EMAIL_DETAIL] = True
+    return MappedOpportunity(
+        model=MODEL,
+        external_id=str(lead_id),
+        external_contact_id=str(cst_id),
+        external_created_at=created,
+        external_updated_at=updated,
+        email=email,
+        first_name=names[0],
+        last_name=names[1],
+        phone=phone,
+        status=status,
+        details=details,
+    )
+
+
+def _malformed_named(problems: _Problems, path: str) -> bool:
+    return any(item.startswith(path + " ") for item in problems.malformed)
+
+
+def rejection_key(prospect: Record) -> str | None:
+    """The key a rejected combination is kept under: the External ID it would have had, so the
+    rejection is cleared when that opportunity later merges; ``cst:<id>`` for a leadless one."""
+    lead = _first(prospect.get("leads"))
+    if lead is not None and not _blank(lead.get("id")):
+        return str(lead["id"])
+    cst_id = prospect.get("cst_id")
+    return None if _blank(cst_id) else f"cst:{cst_id}"
+
+
+def map_prospects(
+    prospects: Iterable[object],
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    tz: tzinfo,
+    placeholder_emails: frozenset[str] = frozenset(),
+    stream: str = "prospects",
+) -> tuple[list[MappedOpportunity], list[RejectedRecord]]:
+    """A page of GetLead prospects read for [window_start, window_end] → opportunities and
+    rejected combinations (each with its reason and the Prospect view as payload)."""
+    opportunities: list[MappedOpportunity] = []
+    rejects: list[RejectedRecord] = []
+    for prospect in prospects:
+        if not isinstance(prospect, dict):
+            rejects.append(
+                RejectedRecord(stream, None, "prospect is not an object", {"value": prospect})
+            )
+            continue
+        for combination in combinations(
+            prospect, window_start=window_start, window_end=window_end, tz=tz
+        ):
+            try:
+                opportunities.append(
+                    map_combination(combination, tz=tz, placeholder_emails=placeholder_emails)
+                )
+            except MappingError as exc:
+                view = dict(combination.prospect)
+                rejects.append(RejectedRecord(stream, rejection_key(view), str(exc), view))
+    return opportunities, rejects
