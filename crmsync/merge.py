@@ -125,7 +125,7 @@ def merge_batch(
         if batch.mirror:
             _upsert_mirror(cur, batch)
         if batch.opportunities:
-            _merge_opportunities(cur, batch, counts)
+            _merge_opportunities(cur, batch, counts, run_id)
         _record_rejects(cur, batch, run_id)
         if batch.set_cursor:
             cur.execute(
@@ -185,7 +185,9 @@ def _lookup(cur: psycopg.Cursor[Any], sql: str, params: Sequence[Any]) -> dict[s
     return {key: cid for key, cid in cur.fetchall()}
 
 
-def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: MergeCounts) -> None:
+def _merge_opportunities(
+    cur: psycopg.Cursor[Any], batch: MergeBatch, counts: MergeCounts, run_id: int | None
+) -> None:
     tenant, integ = batch.tenant_id, batch.integration_id
     unique = _newest_per_key(batch.opportunities, batch.match_on_created_at)
     opps = list(unique.values())
@@ -318,6 +320,7 @@ def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: Me
 
     cur.execute(
         """
+        WITH up AS (
         INSERT INTO opportunity AS o (tenant_id, integration_id, contact_id, model, match_key,
             external_id, external_contact_id, external_created_at, external_updated_at, email,
             first_name, last_name, phone, status, details)
@@ -345,7 +348,15 @@ def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: Me
               (excluded.contact_id, excluded.external_contact_id, excluded.external_created_at,
                excluded.external_updated_at, excluded.email, excluded.first_name,
                excluded.last_name, excluded.phone, excluded.status, excluded.details)
-        RETURNING (xmax = 0)
+        RETURNING (xmax = 0) AS created, o.model, o.external_id
+        ), lineage AS (
+            INSERT INTO sync_lineage (tenant_id, run_id, integration_id, stream, model,
+                                      external_id, action)
+            SELECT %s, %s, %s, %s, up.model, up.external_id,
+                   CASE WHEN up.created THEN 'created' ELSE 'updated' END
+            FROM up WHERE %s::bigint IS NOT NULL
+        )
+        SELECT created FROM up
         """,
         (
             tenant,
@@ -363,6 +374,11 @@ def _merge_opportunities(cur: psycopg.Cursor[Any], batch: MergeBatch, counts: Me
             [_text(o.phone) for o in opps],
             [_text(o.status) for o in opps],
             [_json(o.details) for o in opps],
+            tenant,
+            run_id,
+            integ,
+            batch.stream,
+            run_id,
         ),
     )
     inserted = [row[0] for row in cur.fetchall()]
@@ -408,3 +424,11 @@ def _record_rejects(cur: psycopg.Cursor[Any], batch: MergeBatch, run_id: int | N
             [_json(r.payload) for r in latest.values()],
         ),
     )
+    if run_id is not None:
+        cur.execute(
+            """
+            INSERT INTO sync_lineage (tenant_id, run_id, integration_id, stream, external_id, action)
+            SELECT %s, %s, %s, %s, k, 'rejected' FROM unnest(%b::text[]) AS k
+            """,
+            (batch.tenant_id, run_id, batch.integration_id, batch.stream, list(latest)),
+        )

@@ -229,6 +229,7 @@ def deliver(
     tenant_id: int,
     *,
     recheck_deferred_before: datetime | None = None,
+    run_id: int | None = None,
     policy: PushPolicy | None = None,
     now: datetime | None = None,
 ) -> PushCounts:
@@ -295,7 +296,7 @@ def deliver(
             outcome = _deliver_one(
                 conn, ctx, activity, PushTarget(target), key, attempts, ambiguous, policy, now
             )
-            _record(conn, ledger_id, outcome, policy, now)
+            _record(conn, ledger_id, outcome, policy, now, run_id)
             setattr(
                 counts,
                 outcome.status if outcome.status != "pending" else "failed",
@@ -363,7 +364,12 @@ def _deliver_one(
 
 
 def _record(
-    conn: psycopg.Connection[Any], ledger_id: int, o: _Outcome, policy: PushPolicy, now: datetime
+    conn: psycopg.Connection[Any],
+    ledger_id: int,
+    o: _Outcome,
+    policy: PushPolicy,
+    now: datetime,
+    run_id: int | None = None,
 ) -> None:
     status = o.status
     if status == "failed":
@@ -383,6 +389,7 @@ def _record(
         UPDATE push_ledger SET status = %s, crm_record_id = coalesce(%s, crm_record_id),
             target_ref = coalesce(%s, target_ref), last_error = %s,
             ambiguous = ambiguous OR %s, next_attempt_at = %s,
+            last_run_id = coalesce(%s, last_run_id),
             attempts = attempts - CASE WHEN %s THEN 0 ELSE 1 END,
             delivered_at = CASE WHEN %s = 'delivered' THEN now() ELSE delivered_at END,
             updated_at = now()
@@ -395,6 +402,7 @@ def _record(
             o.error,
             o.ambiguous,
             next_at,
+            run_id,
             o.attempted,
             status,
             ledger_id,

@@ -144,21 +144,55 @@ def merge(batch: MergeBatch, run_id: int | None) -> MergeCounts:
         return merge_batch(conn, batch, run_id)
 
 
-def start_run(tenant_slug: str, flow_run_id: str | None) -> int:
-    with db.session() as s:
-        tenant = s.exec(select(Tenant).where(Tenant.slug == tenant_slug)).first()
-        if tenant is None:
-            raise TenantNotFoundError(f"no tenant with slug {tenant_slug!r}")
-        assert tenant.id is not None
-        run = SyncRun(tenant_id=tenant.id, flow_run_id=flow_run_id)
-        s.add(run)
-        s.commit()
-        assert run.id is not None
-        return run.id
+class TenantBusyError(RuntimeError):
+    """Another sync of the same tenant holds its lock (a run is never started twice)."""
+
+
+_LOCK_NAMESPACE = 0x43525354  # "CRST": session advisory locks of running tenant syncs
+_tenant_locks: dict[int, Any] = {}
+
+
+def start_run(tenant_slug: str, flow_run_id: str | None, round_id: str | None = None) -> int:
+    """Open a ``sync_run`` while holding the tenant's session advisory lock.
+
+    The lock lives on its own connection for the length of the run, on whichever worker runs
+    it; PostgreSQL drops it when that process dies, so a crashed run never blocks the next one.
+    """
+    tenant_id = tenant_id_of(tenant_slug)
+    lock = db.connect(autocommit=True)
+    (got,) = lock.execute(
+        "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NAMESPACE, tenant_id % 2**31)
+    ).fetchone() or (False,)
+    if not got:
+        lock.close()
+        raise TenantBusyError(f"tenant {tenant_slug} is already being synced")
+    try:
+        with db.session() as s:
+            run = SyncRun(tenant_id=tenant_id, flow_run_id=flow_run_id, round_id=round_id)
+            s.add(run)
+            s.commit()
+            assert run.id is not None
+    except BaseException:
+        lock.close()
+        raise
+    _tenant_locks[run.id] = lock
+    return run.id
+
+
+def completed_in_round(round_id: str) -> set[str]:
+    """Tenants whose run in this dispatcher round completed: a retried round skips them."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT t.slug FROM sync_run r JOIN tenant t ON t.id = r.tenant_id "
+            "WHERE r.round_id = %s AND r.status = 'completed'",
+            (round_id,),
+        ).fetchall()
+    return {r[0] for r in rows}
 
 
 def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> str:
-    status = "failed" if errors and not counts else "partial" if errors else "completed"
+    pulled = [k for k in counts if k != "push"]
+    status = "failed" if errors and not pulled else "partial" if errors else "completed"
     with db.connect() as conn:
         conn.execute(
             "UPDATE sync_run SET status = %s, finished_at = %s, counts = %s::jsonb, "
@@ -172,4 +206,7 @@ def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> s
             ),
         )
         conn.commit()
+    lock = _tenant_locks.pop(run_id, None)
+    if lock is not None:
+        lock.close()
     return status

@@ -21,15 +21,18 @@ Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
 
 
 @flow(name="push-activity", flow_run_name="push-activity-{tenant_slug}")
-async def push_activity(tenant_slug: Slug, include_deferred: bool = False) -> dict[str, Any]:
+async def push_activity(
+    tenant_slug: Slug, include_deferred: bool = False, run_id: int | None = None
+) -> dict[str, Any]:
     """Plan and deliver the tenant's due pushes (notes, tasks, call logs) exactly once.
 
     Args:
         tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
         include_deferred: Re-check pushes waiting for their parent record now (after a pull).
+        run_id: The tenant sync run this push belongs to (lineage); empty when run alone.
     """
     planned = await plan_pushes(tenant_slug)
-    counts = await deliver_pushes(tenant_slug, include_deferred)
+    counts = await deliver_pushes(tenant_slug, include_deferred, run_id)
     counts["planned"] = planned
     if counts["errors"]:
         get_run_logger().warning(

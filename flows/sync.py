@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
@@ -23,10 +24,12 @@ from prefect.utilities.annotations import opaque
 from pydantic import Field
 
 from crmsync.merge import MergeBatch, MergeCounts
+from crmsync.sync import TenantBusyError
 from flows.push import push_activity
 from crmsync.providers.base import FetchedPage
 from tasks.sync import (
     authenticate,
+    completed_in_round,
     fetch_modified,
     finish_run,
     list_integrations,
@@ -92,16 +95,22 @@ async def sync_tenant(
             pattern=r"^[a-z0-9-]+$",
         ),
     ],
+    round_id: str | None = None,
 ) -> dict[str, Any]:
-    """Pull every enabled, unpaused integration of one tenant into the hub.
+    """Pull every enabled, unpaused integration of one tenant into the hub, then push.
 
     Args:
         tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
+        round_id: Set by sync-all-tenants (its flow run id); leave empty when running by hand.
     """
     logger = get_run_logger()
     clock = time.perf_counter()
     started_at = _started_at()
-    run_id = await start_run(tenant_slug, str(flow_run.id) if flow_run.id else None)
+    try:
+        run_id = await start_run(tenant_slug, str(flow_run.id) if flow_run.id else None, round_id)
+    except TenantBusyError as exc:
+        logger.warning("%s", exc)
+        return {"tenant": tenant_slug, "status": "skipped", "reason": str(exc)}
     counts: dict[str, dict[str, float]] = {}
     errors: dict[str, str] = {}
     for integ in await list_integrations(tenant_slug):
@@ -155,7 +164,7 @@ async def sync_tenant(
                 **{k: round(v, 3) for k, v in seconds.items()},
             }
     try:
-        pushes = await push_activity(tenant_slug, include_deferred=True)
+        pushes = await push_activity(tenant_slug, include_deferred=True, run_id=run_id)
         counts["push"] = {k: v for k, v in pushes.items() if k != "errors"}
     except Exception as exc:
         errors["push"] = _safe(exc)
@@ -190,27 +199,51 @@ async def sync_all_tenants(
         list[str] | None,
         Field(description="Only these tenant slugs (default: every active tenant)."),
     ] = None,
+    dispatch: Literal["subflow", "deployment"] = "subflow",
+    round_id: str | None = None,
 ) -> State[Any]:
     """Run sync-tenant for every tenant with an enabled integration; one failing tenant never
     stops the others, and the final state names the ones that failed.
 
+    A retried round (same flow run id, or the same ``round_id``) skips the tenants whose run in
+    that round completed: only failed tenants run again.
+
     Args:
         max_concurrency: Tenants synced at once.
         tenants: Only these tenant slugs (default: every active tenant).
+        dispatch: "deployment" runs each tenant as its own sync-tenant deployment run, spread over
+            the work pool's workers; "subflow" runs them in this process (local mode).
+        round_id: Identity of the round; defaults to this flow run's id.
     """
     from crmsync.sync import active_tenants
 
+    round_id = round_id or (str(flow_run.id) if flow_run.id else None) or str(uuid.uuid4())
     slugs = tenants or await asyncio.to_thread(active_tenants)
+    done = await completed_in_round(round_id)
+    todo = [s for s in slugs if s not in done]
     gate = asyncio.Semaphore(max_concurrency)
 
     async def one(slug: str) -> tuple[str, State[Any]]:
         async with gate:
-            state: State[Any] = await sync_tenant(slug, return_state=True)  # type: ignore[call-overload]
+            if dispatch == "deployment":
+                from prefect.deployments import run_deployment
+
+                child = await run_deployment(  # type: ignore[misc]
+                    "sync-tenant/sync-tenant",
+                    parameters={"tenant_slug": slug, "round_id": round_id},
+                    as_subflow=True,
+                    idempotency_key=f"{round_id}:{slug}:{flow_run.run_count or 1}",
+                )
+                assert child.state is not None
+                return slug, child.state
+            state: State[Any] = await sync_tenant(slug, round_id, return_state=True)  # type: ignore[call-overload]
             return slug, state
 
-    results = await asyncio.gather(*(one(s) for s in slugs))
+    results = await asyncio.gather(*(one(s) for s in todo))
     failed = [slug for slug, state in results if not state.is_completed()]
     message = f"{len(slugs) - len(failed)} of {len(slugs)} tenants synced"
+    if done:
+        message += f" ({len(done)} already completed earlier in this round)"
     if failed:
         return Failed(message=f"{message}; failed: {', '.join(failed)}")
     return Completed(message=message)

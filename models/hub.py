@@ -247,6 +247,7 @@ class SyncRun(SQLModel, table=True):
     id: int | None = _pk()
     tenant_id: int = _tenant_fk()
     flow_run_id: str | None = Field(default=None, sa_column=Column(Text))
+    round_id: str | None = Field(default=None, sa_column=Column(Text, index=True))
     status: str = Field(default="running", sa_column=Column(Text, nullable=False))
     started_at: datetime = _ts()
     finished_at: datetime | None = _ts(nullable=True, default_now=False)
@@ -320,6 +321,26 @@ class PushLedger(SQLModel, table=True):
     crm_record_id: str | None = Field(default=None, sa_column=Column(Text))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     next_attempt_at: datetime = _ts()
+    last_run_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
     delivered_at: datetime | None = _ts(nullable=True, default_now=False)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class SyncLineage(SQLModel, table=True):
+    """Per-record lineage: which CRM records a run created, updated or rejected."""
+
+    __tablename__ = "sync_lineage"
+    __table_args__ = (Index("ix_sync_lineage_run", "run_id"),)
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    run_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("sync_run.id", ondelete="CASCADE"), nullable=False)
+    )
+    integration_id: int = _integration_fk()
+    stream: str = Field(sa_column=Column(Text, nullable=False))
+    model: str | None = Field(default=None, sa_column=Column(Text))
+    external_id: str = Field(sa_column=Column(Text, nullable=False))
+    action: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = _ts()

@@ -28,7 +28,9 @@ async def plan_pushes(tenant_slug: str) -> int:
 
 
 @task(name="push-activity", task_run_name="push-activity-{tenant_slug}", **_OPTS)
-async def deliver_pushes(tenant_slug: str, include_deferred: bool = False) -> dict[str, Any]:
+async def deliver_pushes(
+    tenant_slug: str, include_deferred: bool = False, run_id: int | None = None
+) -> dict[str, Any]:
     """Deliver every due push of the tenant; failures are recorded per row, never raised, so
     one bad CRM call never blocks the rest of the outbox."""
 
@@ -37,7 +39,7 @@ async def deliver_pushes(tenant_slug: str, include_deferred: bool = False) -> di
         total = push.PushCounts()
         started = datetime.now(UTC) if include_deferred else None
         while True:
-            counts = push.deliver(tenant_id, recheck_deferred_before=started)
+            counts = push.deliver(tenant_id, recheck_deferred_before=started, run_id=run_id)
             handled = sum(counts.as_dict()[k] for k in push._COUNTED)
             for k in push._COUNTED:
                 setattr(total, k, getattr(total, k) + getattr(counts, k))

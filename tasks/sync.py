@@ -78,8 +78,14 @@ async def merge_opportunities(batch: MergeBatch, run_id: int) -> dict[str, int]:
 
 
 @task(name="start-run", cache_policy=NO_CACHE, persist_result=False)
-async def start_run(tenant_slug: str, flow_run_id: str | None) -> int:
-    return await asyncio.to_thread(sync.start_run, tenant_slug, flow_run_id)
+async def start_run(tenant_slug: str, flow_run_id: str | None, round_id: str | None) -> int:
+    """Open the run record under the tenant's lock (TenantBusyError if a run holds it)."""
+    return await asyncio.to_thread(sync.start_run, tenant_slug, flow_run_id, round_id)
+
+
+@task(name="completed-in-round", cache_policy=NO_CACHE, persist_result=False)
+async def completed_in_round(round_id: str) -> set[str]:
+    return await asyncio.to_thread(sync.completed_in_round, round_id)
 
 
 @task(

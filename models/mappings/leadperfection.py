@@ -21,15 +21,18 @@ what that change means:
   every edit (crm-apis.md §2.5), so requiring that stamp in the window would drop real changes.
 * A call result alone changes nothing (seed 001, "KNOWN LIMITATIONS"): LP moves no stamp for it.
 
-**Standard fields** (the seed's table, "on every Hatch opportunity"): ``Prospect.leads[0]`` is the
-combination's Lead for a Lead + Prospect opportunity, and LP's first lead for a lone Prospect
-(so a prospect-only change updates the opportunity of its first lead; see :class:`Combination`). Email is ``Prospect.email``
-(lower-cased), External ID ``Prospect.leads[0].id``, External Contact ID ``Prospect.cst_id``,
-External Created At ``Prospect.dateadded``, External Updated At the first present of
-``Prospect.lastchanged``, ``Prospect.leads[0].lastchangedon``, ``Prospect.leads[0].dateentered``,
-``Prospect.leads[0].jobs[0].contractdate``, ``Prospect.leads[0].appointments[0].lastchangedon``;
-First/Last Name ``Prospect.firstname``/``lastname``, Phone ``Prospect.phone1`` (E.164), Status
-``Prospect.leads[0].disposition``.
+**Standard fields** (the seed's table, "on every Hatch opportunity"). ``Prospect.leads[0]`` is
+the combination's Lead for a Lead + Prospect opportunity, and LP's first lead for a lone Prospect
+(so a prospect-only change updates the opportunity of its first lead; see :class:`Combination`).
+
+* Email: ``Prospect.email``, trimmed and lower-cased;
+* External ID: ``Prospect.leads[0].id``; External Contact ID: ``Prospect.cst_id``;
+* External Created At: ``Prospect.dateadded``;
+* External Updated At: the first present of ``Prospect.lastchanged``,
+  ``Prospect.leads[0].lastchangedon``, ``Prospect.leads[0].dateentered``,
+  ``Prospect.leads[0].jobs[0].contractdate``, ``Prospect.leads[0].appointments[0].lastchangedon``;
+* First/Last Name: ``Prospect.firstname``/``lastname``; Phone: ``Prospect.phone1`` in E.164;
+* Status: ``Prospect.leads[0].disposition``.
 
 **Missing fields.** The seed syncs a combination only when "all LeadPerfection fields are
 available that are mapped to Hatch standard fields"; otherwise :func:`map_combination` raises a
@@ -51,17 +54,18 @@ strings ``"true"``/``"false"`` read as booleans.
 
 **Details** are every field of the combination's Prospect view, keyed in the seed's own notation:
 ``Prospect.email``, ``Prospect.leads[0].jobs[0].contractdate``, ``Prospect.notes[1]`` (lists are
-0-based, in LP's order; scalars in lists are indexed too; an empty list is kept as ``[]``), plus
-``hub:combination`` (``lead+prospect`` or ``prospect``) and, for a placeholder email, the same
-``hub:placeholder_email`` flag as ServiceTitan.
+0-based, in LP's order; scalars in lists are indexed too; an empty list is kept as ``[]``), plus,
+for a placeholder email, the same ``hub:placeholder_email`` flag as ServiceTitan. Which trigger
+produced an opportunity is deliberately not recorded: the same unchanged record is a Lead +
+Prospect combination in one window and a lone Prospect in a later, narrower one, and a flag
+that flips would turn a re-read of unchanged data into an update.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from models.mappings.servicetitan import PLACEHOLDER_EMAIL_DETAIL
@@ -69,7 +73,6 @@ from models.normalize import normalize_email, normalize_phone, parse_timestamp
 from models.standard import MappedOpportunity, MappingError, RejectedRecord
 
 __all__ = [
-    "COMBINATION_DETAIL",
     "LEAD_AND_PROSPECT",
     "MODEL",
     "PROSPECT_ONLY",
@@ -85,7 +88,6 @@ __all__ = [
 
 MODEL = "lead"
 """One opportunity model: both combinations are keyed by ``Prospect.leads[0].id``."""
-COMBINATION_DETAIL = "hub:combination"
 LEAD_AND_PROSPECT = "lead+prospect"
 PROSPECT_ONLY = "prospect"
 ROOT = "Prospect"
@@ -132,10 +134,21 @@ def lp_bool(value: object) -> object:
     return value
 
 
-@lru_cache(maxsize=131_072)
+_offsets: dict[tuple[tzinfo, str], timedelta | None] = {}
+
+
+def _hour_offset(tz: tzinfo, hour: str) -> timedelta | None:
+    """The UTC offset of a whole local hour (``YYYY-MM-DDTHH``), or None when it changes inside
+    the hour (a DST transition that is not on the hour) and each stamp must be converted alone."""
+    key = (tz, hour)
+    if key not in _offsets:
+        start = datetime.fromisoformat(hour + ":00:00").replace(tzinfo=tz).utcoffset()
+        end = datetime.fromisoformat(hour + ":59:59").replace(tzinfo=tz).utcoffset()
+        _offsets[key] = start if start == end else None
+    return _offsets[key]
+
+
 def _utc_text(value: str, tz: tzinfo) -> str | None:
-    # Details hold many repeated stamps (entry dates at midnight, a job's stamps on its
-    # milestones), and each conversion costs a zone lookup: hence the cache.
     if value.startswith(_ZERO_DATES):
         return None
     try:
@@ -143,52 +156,91 @@ def _utc_text(value: str, tz: tzinfo) -> str | None:
     except ValueError:
         return value
     if parsed.tzinfo is None:
+        offset = _hour_offset(tz, value[:13]) if value[10] == "T" else None
+        if offset is not None:
+            return (parsed - offset).isoformat() + "Z"
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
-def _value(text: str, tz: tzinfo) -> object:
+_MISS = object()
+_TABLE_LIMIT = 262_144
+_tables: dict[tzinfo, dict[str, object]] = {}
+
+
+def _table(tz: tzinfo) -> dict[str, object]:
+    """Converted details strings of one time zone.
+
+    A 50,000-prospect load converts millions of strings, most of them repeats (entry dates at
+    midnight, a job's stamps again on its milestones, ``"true"``/``"false"``): a dict look-up
+    per string is several times cheaper than a conversion, or even a Python call. The table is
+    emptied when it grows past a bound; a race between threads only costs a recomputation.
+    """
+    table = _tables.get(tz)
+    if table is None:
+        table = _tables[tz] = {}
+    return table
+
+
+def _convert(text: str, tz: tzinfo, table: dict[str, object]) -> object:
     """A details string: naive timestamps to UTC text, zero dates to None, flags to booleans."""
-    n = len(text)
-    if n >= 19 and text[4] == "-" and text[10] == "T" and text[13] == ":":
-        return _utc_text(text, tz)
-    if n == 4 or n == 5:
-        return lp_bool(text)
-    return text
+    if len(text) >= 19 and text[4] == "-" and text[10] == "T" and text[13] == ":":
+        result: object = _utc_text(text, tz)
+    else:
+        result = lp_bool(text)
+    if len(table) >= _TABLE_LIMIT:
+        table.clear()
+    table[text] = result
+    return result
 
 
 def lp_details(view: Record, tz: tzinfo) -> dict[str, Any]:
     """Every field of a prospect view keyed ``Prospect.a.b[0].c`` (values converted as above)."""
     out: dict[str, Any] = {}
-    _flatten_dict(ROOT + ".", view, out, tz)
+    _flatten_dict(ROOT + ".", view, out, tz, _table(tz))
     return out
 
 
-def _flatten_dict(head: str, record: Record, out: dict[str, Any], tz: tzinfo) -> None:
+# The loops below run for every field of every prospect, so the conversion test is inlined:
+# only strings that could be a timestamp (19+ characters with a "T") or a flag (4-5 characters)
+# go through the table.
+
+
+def _flatten_dict(
+    head: str, record: Record, out: dict[str, Any], tz: tzinfo, table: dict[str, object]
+) -> None:
     for name, value in record.items():
         kind = type(value)
         if kind is str:
-            out[head + name] = _value(value, tz)
+            n = len(value)
+            if n == 4 or n == 5 or (n >= 19 and value[10] == "T"):
+                converted = table.get(value, _MISS)
+                out[head + name] = _convert(value, tz, table) if converted is _MISS else converted
+            else:
+                out[head + name] = value
         elif kind is dict:
-            _flatten_dict(f"{head}{name}.", value, out, tz)
+            _flatten_dict(f"{head}{name}.", value, out, tz, table)
         elif kind is list:
-            _flatten_list(head + name, value, out, tz)
+            _flatten_list(head + name, value, out, tz, table)
         else:
             out[head + name] = value
 
 
-def _flatten_list(key: str, items: list[Any], out: dict[str, Any], tz: tzinfo) -> None:
+def _flatten_list(
+    key: str, items: list[Any], out: dict[str, Any], tz: tzinfo, table: dict[str, object]
+) -> None:
     if not items:
         out[key] = []
         return
     for index, item in enumerate(items):
         kind = type(item)
         if kind is dict:
-            _flatten_dict(f"{key}[{index}].", item, out, tz)
+            _flatten_dict(f"{key}[{index}].", item, out, tz, table)
         elif kind is str:
-            out[f"{key}[{index}]"] = _value(item, tz)
+            converted = table.get(item, _MISS)
+            out[f"{key}[{index}]"] = _convert(item, tz, table) if converted is _MISS else converted
         elif kind is list:
-            _flatten_list(f"{key}[{index}]", item, out, tz)
+            _flatten_list(f"{key}[{index}]", item, out, tz, table)
         else:
             out[f"{key}[{index}]"] = item
 
@@ -374,7 +426,6 @@ def map_combination(
     problems.raise_if_any(who)
 
     details = lp_details(p, tz)
-    details[COMBINATION_DETAIL] = combination.kind
     if email is not None and email in placeholder_emails:
         details[PLACEHOLDER_EMAIL_DETAIL] = True
     return MappedOpportunity(

@@ -190,7 +190,7 @@ def test_records_sharing_one_system_modstamp_are_neither_missed_nor_doubled_acro
     same = emu.state.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
     for opp in emu.state.get_records(ORG, OPP):
         emu.state.upsert(ORG, OPP, {"Id": opp["Id"], "SystemModstamp": same})
-    iid = add_i360(emu, settings={"page_size": 7})
+    iid = add_i360(emu, settings={"page_size": 10})
     started = datetime.now(UTC)
     for stream in ("accounts", "contacts", "appointments", "projects"):
         sync_stream(iid, stream, started)
@@ -230,7 +230,7 @@ def test_a_new_run_rereads_the_overlap_before_the_stored_cursor(emu: RunningEmul
     assert f"SystemModstamp >= {datetime.fromtimestamp(since, UTC):%Y-%m-%dT%H:%M:%SZ}" in soql
 
 
-# -- opportunity creation & update (seed 000) --------------------------------------------------------
+# -- opportunity creation & update (seed 000) ------------------------------------------------------
 
 
 def test_existing_opportunity_is_replaced_when_the_external_id_matches(
@@ -315,7 +315,7 @@ def test_placeholder_email_never_matches_a_contact(emu: RunningEmulator) -> None
     assert q("SELECT count(*) FROM contact WHERE email = %s", PLACEHOLDER) == [(0,)]
 
 
-# -- related records reach their opportunity -----------------------------------------------------------
+# -- related records reach their opportunity -------------------------------------------------------
 
 
 def test_an_appointment_change_updates_its_opportunity(emu: RunningEmulator) -> None:
@@ -430,7 +430,7 @@ def test_a_contact_created_after_the_contacts_stream_is_fetched_with_its_opportu
     ) == [("accounts",), ("contacts",)]
 
 
-# -- auth, sessions, limits and configuration ---------------------------------------------------------
+# -- auth, sessions, limits and configuration ------------------------------------------------------
 
 
 def test_session_expiry_mid_run_is_transparent(emu: RunningEmulator) -> None:
@@ -522,7 +522,7 @@ def test_a_standard_field_path_the_org_lacks_fails_naming_the_setting(
         sync_stream(iid, "opportunities", datetime.now(UTC))
 
 
-# -- the sync-tenant flow, unchanged ------------------------------------------------------------------
+# -- the sync-tenant flow, unchanged ---------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -532,7 +532,7 @@ def test_sync_tenant_flow_reports_request_limit_exceeded_and_the_next_run_resume
 ) -> None:
     from flows.sync import TenantSyncError, sync_tenant
 
-    add_i360(emu, "quota")
+    iid = add_i360(emu, "quota")
     emu.state.arm_fault("request_limit_exceeded", route=f"*/sobjects/{PROJECT}/describe")
 
     with pytest.raises(TenantSyncError, match="REQUEST_LIMIT_EXCEEDED") as caught:
@@ -540,11 +540,12 @@ def test_sync_tenant_flow_reports_request_limit_exceeded_and_the_next_run_resume
     assert "i360:projects" in str(caught.value) and "i360:opportunities" in str(caught.value)
     ((status, errors),) = q("SELECT status, errors FROM sync_run")
     assert status == "partial" and set(errors) == {"i360:projects", "i360:opportunities"}
+    committed = {s for (s,) in q("SELECT stream FROM sync_cursor")}
+    assert committed == {"accounts", "contacts", "appointments"}
     assert hub_opportunity_ids() == []
 
     clear_clients()  # the next run (a new process, or minutes later)
-    summary = asyncio.run(sync_tenant("quota"))
-    assert summary["status"] == "completed"
+    counts = sync_all(iid)
+    assert counts["projects"].fetched > 0  # from the start: no projects cursor was committed
+    assert counts["opportunities"].created == len(live(emu, OPP))
     assert hub_opportunity_ids() == sorted(o["Id"] for o in live(emu, OPP))
-    ours = {k: c for k, c in summary["counts"].items() if k.startswith("i360:")}
-    assert sum(c["created"] for c in ours.values()) == len(live(emu, OPP))

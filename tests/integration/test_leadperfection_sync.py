@@ -125,6 +125,13 @@ def cursor(integ: int) -> WindowCursor:
     return state
 
 
+def prospect(emu: RunningEmulator, cst_id: int) -> dict[str, Any]:
+    """The prospect as the emulator holds it now."""
+    found = emu.state.get_prospect(None, cst_id)
+    assert found is not None
+    return found
+
+
 def getlead_requests(emu: RunningEmulator) -> list[Any]:
     return [r for r in emu.state.requests if r.path == GET_LEAD]
 
@@ -136,7 +143,7 @@ def test_a_lead_updated_in_the_window_syncs_the_lead_and_its_prospect(emu: Runni
     integ = add_lp(emu, "acme")
     s1 = emu.state.now()
     run_sync(integ, s1)
-    lead_id = emu.state.get_prospect(None, CHILD_ONLY)["leads"][0]["id"]
+    lead_id = prospect(emu, CHILD_ONLY)["leads"][0]["id"]
     emu.state.advance_clock(15 * 60)
     emu.state.upsert_lead(None, CHILD_ONLY, {"id": lead_id, "disposition": "Cancelled"})
 
@@ -144,7 +151,6 @@ def test_a_lead_updated_in_the_window_syncs_the_lead_and_its_prospect(emu: Runni
 
     (opp,) = of_prospect(integ, CHILD_ONLY)
     assert (opp["external_id"], opp["status"]) == (str(lead_id), "Cancelled")
-    assert opp["details"]["hub:combination"] == "lead+prospect"
     assert opp["details"]["Prospect.leads[0].disposition"] == "Cancelled"
     assert opp["details"]["Prospect.firstname"] == "Child"  # the Prospect's fields come along
     assert counts.updated == 1 and counts.created == 0
@@ -155,7 +161,7 @@ def test_a_change_to_a_leads_job_or_appointment_is_an_update_of_the_lead(
 ) -> None:
     integ = add_lp(emu, "acme")
     run_sync(integ, emu.state.now())
-    lead = emu.state.get_prospect(None, CHILD_ONLY)["leads"][0]
+    lead = prospect(emu, CHILD_ONLY)["leads"][0]
     emu.state.advance_clock(15 * 60)
     emu.state.upsert_job(None, lead["id"], {"id": lead["jobs"][0]["id"], "jobstatus": "Installed"})
 
@@ -163,7 +169,6 @@ def test_a_change_to_a_leads_job_or_appointment_is_an_update_of_the_lead(
 
     (opp,) = of_prospect(integ, CHILD_ONLY)
     assert opp["details"]["Prospect.leads[0].jobs[0].jobstatus"] == "Installed"
-    assert opp["details"]["hub:combination"] == "lead+prospect"
     assert counts.updated == 1
 
 
@@ -173,12 +178,12 @@ def test_several_leads_of_a_prospect_give_one_opportunity_for_every_lead_and_pro
     integ = add_lp(emu, "acme")
     run_sync(integ, emu.state.now())
 
-    prospect = emu.state.get_prospect(None, SEVERAL_LEADS)
+    leads = prospect(emu, SEVERAL_LEADS)["leads"]
     opps = of_prospect(integ, SEVERAL_LEADS)
-    assert [o["external_id"] for o in opps] == [str(lead["id"]) for lead in prospect["leads"]]
+    assert [o["external_id"] for o in opps] == [str(lead["id"]) for lead in leads]
     assert [o["status"] for o in opps] == ["Sold", "Demo No Sale", None]
     assert len({o["contact_id"] for o in opps}) == 1
-    for opp, lead in zip(opps, prospect["leads"], strict=True):
+    for opp, lead in zip(opps, leads, strict=True):
         assert opp["details"]["Prospect.leads[0].id"] == lead["id"]
         assert "Prospect.leads[1].id" not in opp["details"]  # each holds its own Lead only
 
@@ -194,13 +199,34 @@ def test_a_prospect_updated_in_the_window_not_associated_with_a_synced_lead_sync
     counts = run_sync(integ, emu.state.now())
 
     first, second, third = of_prospect(integ, SEVERAL_LEADS)
-    assert first["details"]["hub:combination"] == "prospect"
     assert (first["last"], first["details"]["Prospect.lastname"]) == ("Leadson-Smith",) * 2
-    assert first["external_id"] == str(
-        emu.state.get_prospect(None, SEVERAL_LEADS)["leads"][0]["id"]
-    )
+    assert first["external_id"] == str(prospect(emu, SEVERAL_LEADS)["leads"][0]["id"])
     assert (second["last"], third["last"]) == ("Leadson", "Leadson")  # their leads did not sync
     assert counts.updated == 1 and counts.created == 0
+
+
+def test_an_unchanged_record_read_again_by_a_later_narrower_window_is_not_updated(
+    emu: RunningEmulator,
+) -> None:
+    # The prospect changed 5 minutes ago, its only lead days ago: the first sync's 90-day window
+    # sees a Lead + Prospect, the next run's window only a lone Prospect. Same data, no update.
+    local_five_minutes_ago = (emu.state.now() - timedelta(minutes=5)).astimezone(EASTERN)
+    emu.state.upsert_prospect(
+        None, {"cst_id": CHILD_ONLY, "lastchanged": local_five_minutes_ago.replace(tzinfo=None)}
+    )
+    lead = prospect(emu, CHILD_ONLY)["leads"][0]
+    emu.state.upsert_job(
+        None, lead["id"], {"id": lead["jobs"][0]["id"], "lastchangedon": "2024-01-01T00:00:00"}
+    )
+    integ = add_lp(emu, "acme")
+    run_sync(integ, emu.state.now())
+    (before,) = of_prospect(integ, CHILD_ONLY)
+    emu.state.advance_clock(10 * 60)
+
+    counts = run_sync(integ, emu.state.now())
+
+    assert counts.fetched > 0 and counts.updated == counts.created == 0
+    assert of_prospect(integ, CHILD_ONLY) == [before]
 
 
 def test_records_missing_a_field_mapped_to_a_standard_field_are_not_synced_but_rejected_naming_it(
@@ -212,7 +238,7 @@ def test_records_missing_a_field_mapped_to_a_standard_field_are_not_synced_but_r
     rejected = dict(
         q("SELECT external_key, reason FROM rejected_record WHERE integration_id = %s", integ)
     )
-    no_email = str(emu.state.get_prospect(None, NO_EMAIL)["leads"][0]["id"])
+    no_email = str(prospect(emu, NO_EMAIL)["leads"][0]["id"])
     assert rejected[no_email].endswith(f"lead {no_email}: missing Prospect.email")
     assert (
         "missing Prospect.leads[0].id, Prospect.leads[0].disposition" in rejected[f"cst:{NO_LEADS}"]
@@ -252,7 +278,7 @@ def test_standard_fields_are_mapped_from_the_prospect_and_its_first_lead(
     integ = add_lp(emu, "acme")
     run_sync(integ, emu.state.now())
 
-    p = emu.state.get_prospect(None, SEVERAL_LEADS)
+    p = prospect(emu, SEVERAL_LEADS)
     opp = of_prospect(integ, SEVERAL_LEADS)[0]
     assert opp["email"] == "multi.leadson@example.com"
     assert opp["external_id"] == str(p["leads"][0]["id"])
@@ -281,7 +307,7 @@ def test_external_updated_at_falls_back_when_the_field_above_is_missing(
     run_sync(integ, emu.state.now())
 
     (opp,) = of_prospect(integ, cst_id)
-    assert opp["updated"] == utc(source(emu.state.get_prospect(None, cst_id)))
+    assert opp["updated"] == utc(source(prospect(emu, cst_id)))
 
 
 def test_naive_times_are_the_integrations_time_zone_zero_dates_missing_and_flags_booleans(
@@ -290,7 +316,7 @@ def test_naive_times_are_the_integrations_time_zone_zero_dates_missing_and_flags
     integ = add_lp(emu, "acme")
     run_sync(integ, emu.state.now())
 
-    p = emu.state.get_prospect(None, ZERO_DATE)
+    p = prospect(emu, ZERO_DATE)
     (opp,) = of_prospect(integ, ZERO_DATE)
     details = opp["details"]
     assert p["leads"][0]["apptdate"].startswith("1899-12-30")
@@ -417,14 +443,8 @@ def test_a_crash_mid_window_resumes_the_same_window_and_loses_nothing(emu: Runni
     assert cursor(crashed).done == s2 and cursor(crashed).next_index is None
 
     def snapshot(integ: int) -> dict[str, tuple[Any, ...]]:
-        def fields(details: dict[str, Any]) -> dict[str, Any]:
-            return {k: v for k, v in details.items() if k != "hub:combination"}
-
-        keys = ("created", "updated", "email", "phone", "status")
-        return {
-            key: (*(o[k] for k in keys), fields(o["details"]))
-            for key, o in opportunities(integ).items()
-        }
+        keys = ("created", "updated", "email", "phone", "status", "details")
+        return {key: tuple(o[k] for k in keys) for key, o in opportunities(integ).items()}
 
     assert snapshot(crashed) == snapshot(clean)
     assert len(snapshot(clean)) > 30

@@ -108,7 +108,7 @@ def mapped(**kwargs: Any) -> Any:
     return map_sales_opportunity(**args)
 
 
-# -- standard fields ---------------------------------------------------------------------------------
+# -- standard fields -------------------------------------------------------------------------------
 
 
 def test_external_id_is_the_sales_opportunity_id_and_the_model_is_sales_opportunity() -> None:
@@ -128,9 +128,7 @@ def test_external_created_at_is_the_created_date_in_utc() -> None:
     ).external_created_at == (datetime(2026, 11, 1, 12, 30, tzinfo=UTC))
 
 
-def test_external_updated_at_is_the_latest_last_modified_of_the_opportunity_appointments_and_projects() -> (
-    None
-):
+def test_external_updated_at_is_the_latest_last_modified_of_opportunity_and_related() -> None:
     appointments = [
         _child("a0AOp0000000001AAA", sf(3), sf(9)),
         _child("a0AOp0000000002AAA", sf(5), sf(6)),
@@ -221,7 +219,7 @@ def test_field_paths_from_the_settings_are_used_for_a_differently_named_org() ->
     )
 
 
-# -- details -----------------------------------------------------------------------------------------
+# -- details ---------------------------------------------------------------------------------------
 
 
 def test_details_hold_the_opportunity_fields_and_the_related_records_under_their_resource() -> None:
@@ -265,7 +263,7 @@ def test_a_missing_id_or_an_unparseable_timestamp_is_a_mapping_error_naming_the_
         mapped(appointments=[bad])
 
 
-# -- credentials and settings ------------------------------------------------------------------------
+# -- credentials and settings ----------------------------------------------------------------------
 
 
 def test_credentials_accept_a_refresh_token_or_a_username_and_password() -> None:

@@ -13,7 +13,6 @@ import orjson
 import pytest
 
 from models.mappings.leadperfection import (
-    COMBINATION_DETAIL,
     LEAD_AND_PROSPECT,
     PROSPECT_ONLY,
     Combination,
@@ -81,7 +80,7 @@ def _map(prospect: Record, **kwargs: Any) -> Any:
     return map_combination(Combination(prospect, LEAD_AND_PROSPECT), tz=EASTERN, **kwargs)
 
 
-def _page(*prospects: Record, **kwargs: Any) -> Any:
+def _page(*prospects: object, **kwargs: Any) -> Any:
     return map_prospects(
         list(prospects), window_start=WINDOW_START, window_end=WINDOW_END, tz=EASTERN, **kwargs
     )
@@ -276,7 +275,6 @@ def test_a_prospect_updated_in_the_window_not_associated_with_a_synced_lead_sync
 
     assert found.kind == PROSPECT_ONLY
     assert opp.external_id == "2000001"  # the table's Prospect.leads[0]
-    assert opp.details[COMBINATION_DETAIL] == PROSPECT_ONLY
     assert "Prospect.leads[1].id" not in opp.details
 
 
@@ -367,7 +365,6 @@ def test_details_hold_every_field_in_the_seeds_notation_with_lp_values_converted
     assert details["Prospect.notes[0]"] == "Bare string note"
     assert details["Prospect.notes[1].enteredby"] == "Office"
     assert details["Prospect.altphones"] == [] and details["Prospect.calls"] == []
-    assert details[COMBINATION_DETAIL] == LEAD_AND_PROSPECT
     orjson.dumps(details)  # JSON-serialisable as it is
 
 
@@ -389,3 +386,26 @@ def test_lp_flags_and_zero_dates_read_as_booleans_and_missing() -> None:
     assert lp_timestamp("1900-01-01T00:00:00", EASTERN) is None
     assert lp_timestamp("2025-01-15T09:00:00", EASTERN) == datetime(2025, 1, 15, 14, tzinfo=UTC)
     assert lp_timestamp("2025-01-15T09:00:00Z", EASTERN) == datetime(2025, 1, 15, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        "2025-03-09T01:59:59",  # EST, just before the spring gap
+        "2025-03-09T03:00:00",  # EDT, just after it
+        "2025-11-02T01:30:00",  # the repeated autumn hour: read as its first (EDT) occurrence
+        "2025-11-02T02:00:00",  # EST
+        "2025-07-04T23:59:59.5",
+    ],
+)
+def test_naive_timestamps_are_read_in_the_integrations_time_zone_on_both_sides_of_dst(
+    local: str,
+) -> None:
+    expected = datetime.fromisoformat(local).replace(tzinfo=EASTERN).astimezone(UTC)
+    prospect = _prospect(lastchanged=local)
+
+    opp = _map(prospect)
+
+    assert opp.external_updated_at == expected
+    detail = opp.details["Prospect.lastchanged"]
+    assert datetime.fromisoformat(detail.replace("Z", "+00:00")) == expected

@@ -218,7 +218,7 @@ def test_password_grant_sends_the_password_followed_by_the_security_token() -> N
     ],
 )
 def test_credentials_need_exactly_one_complete_grant(kwargs: dict[str, str]) -> None:
-    with pytest.raises(ValueError, match="grant|needs"):
+    with pytest.raises(ValueError, match=r"grant|needs"):
         SalesforceCredentials(client_id="3MVG9.app", **kwargs)
 
 
@@ -357,7 +357,8 @@ def test_error_arrays_are_surfaced_with_their_error_codes() -> None:
                 400,
                 [
                     {
-                        "message": "\nSELECT Nope FROM Contact\n       ^\nERROR at Row:1:Column:8\nNo such column 'Nope'",
+                        "message": "\nSELECT Nope FROM Contact\n       ^\n"
+                        "ERROR at Row:1:Column:8\nNo such column 'Nope'",
                         "errorCode": "INVALID_FIELD",
                     }
                 ],
