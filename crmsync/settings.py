@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,13 @@ class Settings(BaseSettings):
         default=90, ge=1, description="Look-back of a first sync (seed 002)."
     )
     http_timeout_seconds: float = Field(default=60, gt=0, description="Read timeout of CRM calls.")
+    rate_budget: Literal["auto", "prefect", "off"] = Field(
+        default="auto",
+        description="Shared per-app request budgets via Prefect (auto: when PREFECT_API_URL is set).",
+    )
+    servicetitan_requests_per_second: float = Field(
+        default=60, gt=0, description="ServiceTitan's per-app limit (seed 002: 60/s)."
+    )
     notification_block: str | None = Field(
         default=None,
         description="Prefect notification block ('block-type-slug/name') for failure reports.",

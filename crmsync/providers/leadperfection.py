@@ -5,6 +5,10 @@ comes with its leads, jobs, appointments, notes and calls nested, so a page maps
 mirror, no look-ups; :mod:`models.mappings.leadperfection` decides which Lead + Prospect or
 Prospect combinations the page triggers) and pages are independent.
 
+**Host.** ``https://{serverid}.leadperfection.com`` unless the integration sets ``base_url``;
+the token comes from ``{host}/token`` unless it sets ``auth_url``. Clients (and their tokens) are
+cached per process and integration, as for ServiceTitan.
+
 **Window.** The seed syncs what changed "within the last 20 minutes before the sync began".
 Taken literally, a run that starts late, or after a failed one, would leave a gap, so the window
 of a run that starts at *S* is ``[min(S - 20 min, L), S]`` where *L* is the start of the last run
@@ -26,7 +30,9 @@ compact JSON object:
 A run that finds ``next`` set resumes *that* window at ``next``: a crash mid-window repeats at
 most one page, never skips one, and never advances *L*. When the resumed window ends before the
 current run's start, the page reports ``has_more`` and the same run goes on with a fresh window
-``[min(S - 20 min, L), S]``, so the catch-up does not wait for the next schedule.
+``[min(S - 20 min, L), S]``, so the catch-up does not wait for the next schedule. A cursor that
+cannot be read (not this format) is logged and treated as none: a first sync repeats work but
+loses nothing, where refusing would stall the integration until someone edits the database.
 """
 
 from __future__ import annotations
@@ -267,8 +273,6 @@ class LeadPerfectionProvider:
         try:
             state = WindowCursor.load(cursor.cursor)
         except ValueError as exc:
-            # Re-reading from scratch repeats work but loses nothing; refusing would stall the
-            # integration until an operator edits the database.
             logger.warning("%s: unreadable cursor (%s); starting a first sync", ctx.label, exc)
             state = None
         anchors: tuple[int, ...] = ()

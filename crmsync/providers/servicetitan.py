@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.errors import ConnectorError
 from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials, first_sync_from
 from crmsync.merge import MergeBatch, MirrorRow
+from crmsync.ratelimit import shared_budget
 from crmsync.providers.base import (
     FetchedPage,
     IntegrationContext,
@@ -143,6 +144,11 @@ def _client(ctx: IntegrationContext) -> ServiceTitanClient:
                 base_url=ctx.base_url or PROD_API,
                 auth_url=ctx.auth_url or PROD_AUTH,
                 timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
+                before_request=shared_budget(
+                    "servicetitan",
+                    creds.app_key.get_secret_value(),
+                    get_settings().servicetitan_requests_per_second,
+                ),
             )
             _clients[key] = client
         return client
