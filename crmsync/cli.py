@@ -30,7 +30,9 @@ activity_app = typer.Typer(help="The hub's outbox of activities to push.", no_ar
 integrations_app = typer.Typer(help="Pause or resume an integration.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(db_app, name="db")
+runs_app = typer.Typer(help="Sync runs and their per-record lineage.", no_args_is_help=True)
 app.add_typer(activity_app, name="activity")
+app.add_typer(runs_app, name="runs")
 app.add_typer(integrations_app, name="integrations")
 console = Console()
 err = Console(stderr=True)
@@ -270,6 +272,88 @@ def push_worker(
     run_worker(idle_sweep_seconds=idle_sweep_seconds, console=console)
 
 
+@runs_app.command("list")
+def runs_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant")] = None,
+    limit: Annotated[int, typer.Option(help="How many")] = 20,
+) -> None:
+    """Recent tenant sync runs, newest first."""
+    table = Table(title="Sync runs")
+    for col in ("run", "tenant", "status", "started (UTC)", "seconds", "flow run"):
+        table.add_column(col)
+    for row in _rows(
+        """
+        SELECT r.id, t.slug, r.status, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+               round(extract(epoch FROM r.finished_at - r.started_at)::numeric, 1), r.flow_run_id
+        FROM sync_run r JOIN tenant t ON t.id = r.tenant_id
+        WHERE %s::text IS NULL OR t.slug = %s ORDER BY r.id DESC LIMIT %s
+        """,
+        (tenant, tenant, limit),
+    ):
+        table.add_row(*(str(v) if v is not None else "" for v in row))
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: int,
+    records: Annotated[int, typer.Option(help="Records listed per action")] = 20,
+) -> None:
+    """What one run did: counts, and which CRM records were created/updated/rejected and which
+    activities were pushed where."""
+    from crmsync import db
+
+    db.upgrade()
+    head = _rows(
+        "SELECT t.slug, r.status, r.started_at, r.finished_at, r.counts, r.errors, r.flow_run_id "
+        "FROM sync_run r JOIN tenant t ON t.id = r.tenant_id WHERE r.id = %s",
+        (run_id,),
+    )
+    if not head:
+        typer.echo(f"error: no run {run_id}", err=True)
+        raise typer.Exit(2)
+    slug, state, started, finished, counts, errors, flow_run_id = head[0]
+    console.print(
+        f"run {run_id}: tenant {slug}, {state}, {started:%Y-%m-%d %H:%M:%S} → {finished:%H:%M:%S}"
+        if finished
+        else f"run {run_id}: tenant {slug}, {state}"
+    )
+    if flow_run_id:
+        console.print(f"Prefect flow run: {flow_run_id}")
+    for key, value in errors.items():
+        console.print(f"[red]error[/red] {key}: {value}", highlight=False)
+    lineage = Table(title="Records")
+    for col in ("integration", "stream", "action", "count", f"first {records} external ids"):
+        lineage.add_column(col)
+    for name, stream, action, n, ids in _rows(
+        """
+        SELECT i.name, l.stream, l.action, count(*),
+               string_agg(coalesce(l.model || ':', '') || l.external_id, ', ' ORDER BY l.id)
+                 FILTER (WHERE l.rn <= %s)
+        FROM (SELECT *, row_number() OVER (PARTITION BY integration_id, stream, action ORDER BY id) AS rn
+              FROM sync_lineage WHERE run_id = %s) l
+        JOIN integration i ON i.id = l.integration_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """,
+        (records, run_id),
+    ):
+        lineage.add_row(name, stream, action, str(n), ids or "")
+    console.print(lineage)
+    pushes = Table(title="Pushes")
+    for col in ("activity", "integration", "target", "status", "CRM record", "attempts", "error"):
+        pushes.add_column(col)
+    for row in _rows(
+        """
+        SELECT l.activity_id, i.name, l.target, l.status, coalesce(l.target_ref || ' / ', '') ||
+               coalesce(l.crm_record_id, ''), l.attempts, left(coalesce(l.last_error, ''), 60)
+        FROM push_ledger l JOIN integration i ON i.id = l.integration_id
+        WHERE l.last_run_id = %s ORDER BY l.id LIMIT 200
+        """,
+        (run_id,),
+    ):
+        pushes.add_row(*(str(v) for v in row))
+    console.print(pushes)
+
+
 def _set_paused(tenant: str, integration: str, paused: bool) -> None:
     from crmsync import db
 
@@ -297,6 +381,58 @@ def integrations_pause(tenant: str, integration: str) -> None:
 def integrations_resume(tenant: str, integration: str) -> None:
     """Resume a paused integration; pending pushes go out on the next push."""
     _set_paused(tenant, integration, False)
+
+
+@app.command("up")
+def stack_up(
+    workers: Annotated[int, typer.Option(help="Process workers on this machine")] = 2,
+    port: Annotated[int, typer.Option(help="Port of the Prefect server (API and UI)")] = 4200,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 for remote workers")] = (
+        "127.0.0.1"
+    ),
+    prefect_pg: Annotated[
+        str | None,
+        typer.Option(help="libpq URL of a PostgreSQL server for Prefect's own database"),
+    ] = None,
+    worker_limit: Annotated[
+        int | None, typer.Option(help="Flow runs at once per worker (default: no limit)")
+    ] = None,
+) -> None:
+    """Start a Prefect server on PostgreSQL, deploy prefect.yaml and start workers (idempotent)."""
+    from crmsync import stack
+
+    try:
+        stack.up(
+            workers=workers,
+            port=port,
+            host=host,
+            prefect_pg=prefect_pg,
+            worker_limit=worker_limit,
+            echo=typer.echo,
+        )
+    except stack.StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("down")
+def stack_down() -> None:
+    """Stop exactly the processes `crmsync up` started (by process id)."""
+    from crmsync import stack
+
+    try:
+        stack.down(echo=typer.echo)
+    except stack.StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("stack-status")
+def stack_status() -> None:
+    """Processes, API health and online workers of the stack `crmsync up` started."""
+    from crmsync import stack
+
+    typer.echo(stack.status())
 
 
 def main() -> None:  # pragma: no cover

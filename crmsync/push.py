@@ -245,7 +245,7 @@ def deliver(
     now = now or datetime.now(UTC)
     with db.connect() as conn:
         claimed = conn.execute(
-            f"""
+            """
             UPDATE push_ledger l SET status = 'sending', attempts = l.attempts + 1,
                    updated_at = now()
             WHERE l.id IN (
@@ -339,7 +339,7 @@ def _deliver_one(
         return _Outcome("skipped", error="settings no longer push this target", attempted=False)
     try:
         parent = provider.resolve_parent(ctx, conn, activity, settings_target)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _Outcome("failed", error=_safe(exc))
     if parent is None:
         age = (now - activity.occurred_at).total_seconds()
@@ -359,7 +359,7 @@ def _deliver_one(
     except ConnectorError as exc:
         maybe_sent = isinstance(exc, TransientError) and exc.ambiguous
         return _Outcome("failed", target_ref=parent, error=_safe(exc), ambiguous=maybe_sent)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _Outcome("failed", target_ref=parent, error=_safe(exc), ambiguous=True)
 
 

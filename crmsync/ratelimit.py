@@ -60,7 +60,7 @@ def _ensure(name: str, per_second: float) -> None:
                     limit=max(1, int(per_second // 10)),
                     slot_decay_per_second=per_second * 0.9,
                 )
-            except Exception:  # noqa: BLE001
+            except Exception:
                 # Another process created it between our read and our create (the upsert is
                 # not atomic); it exists now, which is all that matters.
                 client.read_global_concurrency_limit_by_name(name)

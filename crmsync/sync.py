@@ -18,6 +18,7 @@ from crmsync import crypto, db
 from crmsync.merge import MergeBatch, MergeCounts, merge_batch
 from crmsync.providers import get_provider
 from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from crmsync.settings import get_settings
 from models.hub import Integration, SyncRun, Tenant
 
 
@@ -92,6 +93,7 @@ def load_integration(integration_id: int) -> IntegrationContext:
         auth_url=row[6],
         credentials=provider.credentials_model.model_validate(crypto.decrypt_json(row[7])),
         settings=provider.settings_model.model_validate(row[8]),
+        first_sync_days=get_settings().first_sync_days,
     )
 
 
@@ -116,12 +118,18 @@ def read_cursor(integration_id: int, stream: str) -> StreamCursor:
 
 
 def fetch_page(
-    integration_id: int, stream: str, started_at: datetime, after: str | None = None
+    integration_id: int,
+    stream: str,
+    started_at: datetime,
+    after: str | None = None,
+    lookback_days: int | None = None,
 ) -> FetchedPage:
     """The page after the stream's committed cursor, or after ``after`` when the caller already
     holds the next cursor (the flow fetches page N+1 while page N is still merging; if it dies
     before that merge commits, the next run starts again from the committed cursor)."""
     ctx = load_integration(integration_id)
+    if lookback_days is not None:
+        ctx.first_sync_days = lookback_days
     cursor = read_cursor(integration_id, stream)
     if after is not None:
         cursor = StreamCursor(after, cursor.window_start, cursor.last_success_at)
@@ -210,3 +218,22 @@ def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> s
     if lock is not None:
         lock.close()
     return status
+
+
+def reset_cursors(tenant_slug: str, integration_name: str) -> int:
+    """Forget an integration's stream cursors so its next sync starts over (backfill)."""
+    with db.connect() as conn:
+        cur = conn.execute(
+            "DELETE FROM sync_cursor c USING integration i, tenant t WHERE c.integration_id = i.id "
+            "AND i.tenant_id = t.id AND t.slug = %s AND i.name = %s",
+            (tenant_slug, integration_name),
+        )
+        found = conn.execute(
+            "SELECT 1 FROM integration i JOIN tenant t ON t.id = i.tenant_id "
+            "WHERE t.slug = %s AND i.name = %s",
+            (tenant_slug, integration_name),
+        ).fetchone()
+        conn.commit()
+    if found is None:
+        raise LookupError(f"tenant {tenant_slug} has no integration {integration_name!r}")
+    return cur.rowcount

@@ -24,9 +24,9 @@ from prefect.utilities.annotations import opaque
 from pydantic import Field
 
 from crmsync.merge import MergeBatch, MergeCounts
+from crmsync.providers.base import FetchedPage
 from crmsync.sync import TenantBusyError
 from flows.push import push_activity
-from crmsync.providers.base import FetchedPage
 from tasks.sync import (
     authenticate,
     completed_in_round,
@@ -36,6 +36,7 @@ from tasks.sync import (
     list_streams,
     map_records,
     merge_opportunities,
+    reset_cursors,
     start_run,
 )
 
@@ -71,10 +72,13 @@ async def _fetch_ahead(
     after: str | None,
     independent: bool,
     seconds: dict[str, float],
+    lookback_days: int | None,
 ) -> tuple[FetchedPage, MergeBatch | None]:
     """Fetch the next page, and map it too when the stream's pages do not depend on each other."""
     page = await _timed(
-        seconds, "fetch_s", fetch_modified(integration_id, stream, started_at, after)
+        seconds,
+        "fetch_s",
+        fetch_modified(integration_id, stream, started_at, after, lookback_days),
     )
     if not independent:
         return page, None
@@ -96,12 +100,14 @@ async def sync_tenant(
         ),
     ],
     round_id: str | None = None,
+    lookback_days: int | None = None,
 ) -> dict[str, Any]:
     """Pull every enabled, unpaused integration of one tenant into the hub, then push.
 
     Args:
         tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
         round_id: Set by sync-all-tenants (its flow run id); leave empty when running by hand.
+        lookback_days: How far back a stream without a cursor reads (default: 90, seed 002).
     """
     logger = get_run_logger()
     clock = time.perf_counter()
@@ -129,7 +135,9 @@ async def sync_tenant(
             ahead: asyncio.Future[tuple[FetchedPage, MergeBatch | None]] | None = None
             try:
                 page = await _timed(
-                    seconds, "fetch_s", fetch_modified(integ.id, stream, started_at)
+                    seconds,
+                    "fetch_s",
+                    fetch_modified(integ.id, stream, started_at, None, lookback_days),
                 )
                 batch = await _timed(seconds, "map_s", map_records(integ.id, opaque(page)))
                 while True:
@@ -138,7 +146,13 @@ async def sync_tenant(
                     ahead = (
                         asyncio.ensure_future(
                             _fetch_ahead(
-                                integ.id, stream, started_at, page.next_cursor, independent, seconds
+                                integ.id,
+                                stream,
+                                started_at,
+                                page.next_cursor,
+                                independent,
+                                seconds,
+                                lookback_days,
                             )
                         )
                         if page.has_more
@@ -247,3 +261,23 @@ async def sync_all_tenants(
     if failed:
         return Failed(message=f"{message}; failed: {', '.join(failed)}")
     return Completed(message=message)
+
+
+@flow(name="backfill", flow_run_name="backfill-{tenant_slug}-{integration}")
+async def backfill(
+    tenant_slug: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")],
+    integration: str,
+    days: Annotated[int, Field(ge=1, le=3650)] = 90,
+) -> dict[str, Any]:
+    """Re-read an integration from ``days`` back (a first connect reads 90 days, seed 002).
+
+    The merge rules make this safe at any time: records already in the hub are replaced only by
+    data at least as new, nothing is duplicated.
+
+    Args:
+        tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
+        integration: Integration name in the tenants file, e.g. st-main.
+        days: How many days back to read.
+    """
+    await reset_cursors(tenant_slug, integration)
+    return await sync_tenant(tenant_slug, None, days)

@@ -58,10 +58,17 @@ async def authenticate(integration_id: int) -> str:
 
 @task(name="fetch-modified", task_run_name="fetch-{stream}-{integration_id}", **_RETRY)
 async def fetch_modified(
-    integration_id: int, stream: str, started_at: datetime, after: str | None = None
+    integration_id: int,
+    stream: str,
+    started_at: datetime,
+    after: str | None = None,
+    lookback_days: int | None = None,
 ) -> FetchedPage:
-    """One page of records changed since the stream's committed cursor (or since ``after``)."""
-    return await asyncio.to_thread(sync.fetch_page, integration_id, stream, started_at, after)
+    """One page of records changed since the stream's committed cursor (or since ``after``);
+    a stream with no cursor yet reads ``lookback_days`` back (default: the first-sync window)."""
+    return await asyncio.to_thread(
+        sync.fetch_page, integration_id, stream, started_at, after, lookback_days
+    )
 
 
 @task(name="map", task_run_name="map-{integration_id}", **_RETRY)
@@ -116,3 +123,8 @@ async def list_streams(integration_id: int) -> list[tuple[str, bool]]:
 )
 async def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> str:
     return await asyncio.to_thread(sync.finish_run, run_id, counts, errors)
+
+
+@task(name="reset-cursors", cache_policy=NO_CACHE, persist_result=False)
+async def reset_cursors(tenant_slug: str, integration_name: str) -> int:
+    return await asyncio.to_thread(sync.reset_cursors, tenant_slug, integration_name)

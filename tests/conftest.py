@@ -24,6 +24,8 @@ os.environ["CRMSYNC_SECRET_KEY"] = Fernet.generate_key().decode()
 os.environ.setdefault("PREFECT_HOME", str(_TMP / "prefect"))
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Per-app budgets are exercised by test_rate_budget.py; elsewhere they would only slow tests.
+os.environ.setdefault("CRMSYNC_RATE_BUDGET", "off")
 
 
 def _server_url() -> str:

@@ -33,6 +33,7 @@ class IntegrationContext:
     auth_url: str | None
     credentials: BaseModel = field(repr=False)
     settings: BaseModel = field(repr=False)
+    first_sync_days: int = 90
 
     @property
     def label(self) -> str:

@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.errors import ConnectorError
 from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials, first_sync_from
 from crmsync.merge import MergeBatch, MirrorRow
-from crmsync.ratelimit import shared_budget
 from crmsync.providers.base import (
     FetchedPage,
     IntegrationContext,
@@ -38,6 +37,7 @@ from crmsync.providers.base import (
     PushTarget,
     StreamCursor,
 )
+from crmsync.ratelimit import shared_budget
 from crmsync.settings import get_settings
 from models.mappings.servicetitan import map_job, map_membership
 from models.normalize import normalize_email, parse_timestamp
@@ -189,7 +189,7 @@ class ServiceTitanProvider:
     ) -> FetchedPage:
         from_ = cursor.cursor
         if from_ is None and stream not in ("customers", "customer_contacts"):
-            from_ = first_sync_from(started_at, days=get_settings().first_sync_days)
+            from_ = first_sync_from(started_at, days=ctx.first_sync_days)
         page = _client(ctx).export_page(stream, from_)
         if page.has_more and page.continue_from == from_:
             raise ConnectorError(

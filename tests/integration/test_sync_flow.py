@@ -249,3 +249,16 @@ def test_each_run_records_which_crm_records_it_created_and_updated(emulator: Any
     assert created == [(len(expected_external_ids(emulator, 104, "jobs")),)]
     assert q("SELECT external_id, action FROM sync_lineage WHERE run_id = %s AND stream = 'jobs'",
              second["run_id"]) == [(job, "updated")]
+
+
+def test_backfill_rereads_an_integration_and_duplicates_nothing(emulator: Any) -> None:
+    from flows.sync import backfill
+
+    add_st_tenant(emulator, "delta", 104, models=["job"])
+    asyncio.run(sync_tenant("delta", lookback_days=1))
+    recent = opportunity_ids("delta", "job")
+    assert recent < expected_external_ids(emulator, 104, "jobs"), "1 day reads only recent jobs"
+    summary = asyncio.run(backfill("delta", "st-main", days=90))
+    assert opportunity_ids("delta", "job") == expected_external_ids(emulator, 104, "jobs")
+    assert summary["counts"]["st-main:jobs"]["updated"] == 0
+    assert q("SELECT count(*) - count(DISTINCT external_id) FROM opportunity") == [(0,)]
