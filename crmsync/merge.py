@@ -90,6 +90,37 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "") if value and "\x00" in value else value
 
 
+_OPP_TEXT = (
+    "model",
+    "external_id",
+    "external_contact_id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "status",
+)
+
+
+def _scrub(batch: MergeBatch) -> None:
+    """Drop NUL characters from every text value bound for PostgreSQL, which refuses them in
+    text columns; CRM text can carry them, and one such record must not fail its page."""
+    for o in batch.opportunities:
+        for name in _OPP_TEXT:
+            value = getattr(o, name)
+            if value and "\x00" in value:
+                setattr(o, name, value.replace("\x00", ""))
+    for m in batch.mirror:
+        for name in ("resource", "external_id", "customer_ref", "parent_ref"):
+            value = getattr(m, name)
+            if value and "\x00" in value:
+                setattr(m, name, value.replace("\x00", ""))
+    for r in batch.rejects:
+        if r.external_id and "\x00" in r.external_id:
+            r.external_id = r.external_id.replace("\x00", "")
+        r.reason = r.reason.replace("\x00", "")
+
+
 def match_key(opp: MappedOpportunity, on_created_at: bool) -> str:
     if not on_created_at:
         return opp.external_id
@@ -118,6 +149,7 @@ def merge_batch(
 ) -> MergeCounts:
     """Merge one page atomically; the connection's transaction is committed on success."""
     counts = MergeCounts(fetched=batch.fetched, rejected=len(batch.rejects))
+    _scrub(batch)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             "SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NAMESPACE, batch.tenant_id % 2**31)

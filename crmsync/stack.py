@@ -649,6 +649,7 @@ def _work_pool(spec: dict[str, Any]) -> str:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is fine
         try:
             s.bind((host, port))
         except OSError:
@@ -742,6 +743,7 @@ def up(
         "processes": [],
     }
     procs: list[Proc] = []
+    t0 = time.monotonic()
 
     def record(proc: Proc) -> None:
         procs.append(proc)
@@ -809,6 +811,7 @@ def up(
         record(server)
         echo(f"prefect server (pid {server.pid}) starting on {host}:{port}")
         _wait_healthy(f"{local_api}/health", server, timeout)
+        echo(f"prefect server healthy after {time.monotonic() - t0:.1f} s")
 
         # 3. Work pool and deployments.
         created = asyncio.run(_ensure_work_pool(local_api, pool))
@@ -838,7 +841,7 @@ def up(
                 f"prefect deploy --all failed (exit {done.returncode}, missing "
                 f"{sorted(missing)}); end of {deploy_log}:\n{_tail(deploy_log)}"
             )
-        echo(f"deployed: {', '.join(sorted(expected))}")
+        echo(f"deployed {', '.join(sorted(expected))} ({time.monotonic() - t0:.1f} s)")
 
         # 4. Workers.
         names = [f"crmsync-{socket.gethostname()}-{i}" for i in range(1, workers + 1)]
@@ -854,6 +857,7 @@ def up(
         _wait_workers(local_api, pool, set(names), procs, timeout)
         if workers:
             echo(f"{workers} worker(s) online in {pool}: {', '.join(names)}")
+        echo(f"stack up in {time.monotonic() - t0:.1f} s")
 
         state["status"] = "up"
         _write_state(state, data)
@@ -994,9 +998,31 @@ def null_body_params_take_defaults() -> None:
     utils._validate_value_with_model_field = validate
 
 
+def hybrid_setters_ignored_in_bulk_dml() -> None:
+    """Let the scheduler insert flow runs again under SQLAlchemy 2.1.
+
+    Prefect 3.8.8 bulk-inserts scheduled runs as dicts that carry a ``state`` key, which is a
+    hybrid property with a setter on ``FlowRun``. SQLAlchemy 2.0 ignored such keys (the states
+    are inserted right after); 2.1 calls the hybrid's ``bulk_dml`` hook and raises "Can't
+    evaluate bulk DML statement" when there is none, so ``schedule_recent_deployments`` and the
+    scheduler fail and no scheduled run is ever created. A no-op hook restores 2.0's behaviour.
+    """
+    from prefect.server.database import orm_models
+    from sqlalchemy.ext.hybrid import hybrid_property
+
+    def ignore(cls: Any, mapping: Any, value: Any) -> None:
+        return None
+
+    for model in (orm_models.FlowRun, orm_models.TaskRun):
+        for attr in vars(model).values():
+            if isinstance(attr, hybrid_property) and attr.fset and not attr.bulk_dml_setter:
+                attr.bulk_dml_setter = ignore
+
+
 def _prefect_cli(argv: list[str]) -> None:
-    """``python -m crmsync.stack server start …``: the Prefect CLI with the fix above."""
+    """``python -m crmsync.stack server start …``: the Prefect CLI with the fixes above."""
     null_body_params_take_defaults()
+    hybrid_setters_ignored_in_bulk_dml()
     from prefect.cli import app
 
     sys.argv = ["prefect", *argv]

@@ -155,7 +155,8 @@ def _client(ctx: IntegrationContext) -> ServiceTitanClient:
 
 
 def _ref(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """A record id as text; NUL is dropped because PostgreSQL text cannot hold it."""
+    return None if value is None else str(value).replace("\x00", "")
 
 
 class ServiceTitanProvider:
@@ -323,7 +324,7 @@ class ServiceTitanProvider:
 def _mirror_row(
     stream: str, rec: dict[str, Any], rejects: list[RejectedRecord]
 ) -> MirrorRow | None:
-    ext = str(rec["id"])
+    ext = _ref(rec["id"]) or ""
     try:
         modified = parse_timestamp(rec.get("modifiedOn"))
     except ValueError:
@@ -350,7 +351,7 @@ def _dependants(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Mirrored jobs and memberships that embed the changed related records."""
     if stream in ("appointments", "estimates"):
-        job_ids = sorted({str(r["jobId"]) for r in recs if r.get("jobId") is not None})
+        job_ids = sorted({_ref(r["jobId"]) or "" for r in recs if r.get("jobId") is not None})
         sql = (
             "SELECT resource, external_id, payload FROM crm_record WHERE tenant_id = %s "
             "AND integration_id = %s AND resource = 'jobs' AND external_id = ANY(%s)"
@@ -358,7 +359,7 @@ def _dependants(
         params: tuple[Any, ...] = (ctx.tenant_id, ctx.id, job_ids)
     else:
         key = "id" if stream == "customers" else "customerId"
-        customer_ids = sorted({str(r[key]) for r in recs if r.get(key) is not None})
+        customer_ids = sorted({_ref(r[key]) or "" for r in recs if r.get(key) is not None})
         sql = (
             "SELECT resource, external_id, payload FROM crm_record WHERE tenant_id = %s "
             "AND integration_id = %s AND resource IN ('jobs', 'memberships') "
@@ -389,7 +390,7 @@ def _compose(
 ) -> list[MappedOpportunity]:
     customer_ids = sorted(
         {
-            str(r["customerId"])
+            _ref(r["customerId"])
             for r in (*jobs.values(), *memberships.values())
             if r.get("customerId") is not None
         }

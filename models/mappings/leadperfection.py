@@ -52,7 +52,8 @@ stored in UTC (standard fields as datetimes, details as ``YYYY-MM-DDTHH:MM:SSZ``
 zero dates (``1899-12-30…``, ``1900-01-01…``: a time with no date) read as missing (None); the
 strings ``"true"``/``"false"`` read as booleans.
 
-**Details** are every field of the combination's Prospect view, keyed in the seed's own notation:
+**Details** are every field of the combination's Prospect view (the Prospect's own fields and
+the one Lead it holds, with that Lead's jobs and appointments), keyed in the seed's notation:
 ``Prospect.email``, ``Prospect.leads[0].jobs[0].contractdate``, ``Prospect.notes[1]`` (lists are
 0-based, in LP's order; scalars in lists are indexed too; an empty list is kept as ``[]``), plus,
 for a placeholder email, the same ``hub:placeholder_email`` flag as ServiceTitan. Which trigger
