@@ -392,7 +392,9 @@ def stack_up(
     ),
     prefect_pg: Annotated[
         str | None,
-        typer.Option(help="libpq URL of a PostgreSQL server for Prefect's own database"),
+        typer.Option(
+            help="libpq URL of a PostgreSQL server for Prefect's own database, or 'embedded'"
+        ),
     ] = None,
     worker_limit: Annotated[
         int | None, typer.Option(help="Flow runs at once per worker (default: no limit)")

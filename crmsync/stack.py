@@ -293,7 +293,10 @@ def asyncpg_url(libpq_url: str, database: str) -> str:
 
 
 def _redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    """For people: no password, and a socket directory left readable."""
+    from urllib.parse import unquote
+
+    return unquote(make_url(url).render_as_string(hide_password=True))
 
 
 def _tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -580,10 +583,18 @@ async def _deployment_names(api_url: str) -> set[str]:
     return {d.name for d in deployments}
 
 
-async def _online_workers(api_url: str, pool: str) -> set[str]:
+async def _online_workers(api_url: str, pool: str, since: datetime | None = None) -> set[str]:
+    """Names of the pool's ONLINE workers (that sent a heartbeat after ``since``)."""
     async with _client(api_url) as client:
         workers = await client.read_workers_for_work_pool(pool, limit=200, offset=0)
-    return {w.name for w in workers if str(getattr(w, "status", "")).upper().endswith("ONLINE")}
+    return {
+        w.name
+        for w in workers
+        if str(w.status).upper().endswith("ONLINE")
+        and (
+            since is None or (w.last_heartbeat_time is not None and w.last_heartbeat_time >= since)
+        )
+    }
 
 
 async def _ensure_automation(api_url: str, block: str) -> str:
@@ -704,7 +715,8 @@ def up(
 
     Idempotent: when stack.json lists only live processes, only report (and create the failure
     automation if its notification block appeared since). ``prefect_pg`` is a libpq URL of any
-    database on the PostgreSQL server to hold Prefect's ``database``.
+    database on the PostgreSQL server to hold Prefect's ``database``, or ``"embedded"`` for the
+    private cluster in ``<data_dir>/prefect-pg`` even when another server is reachable.
     """
     if workers < 0:
         raise StackError("workers must be >= 0")
@@ -751,13 +763,19 @@ def up(
         _write_state(state, data)
 
     try:
+        # 0. The hub's schema, which every flow run expects (like every other command).
+        from crmsync import db
+
+        db.upgrade()
+        echo("hub database at the latest migration")
+
         # 1. Prefect's own PostgreSQL database.
         hub_url = get_settings().database_url
-        if prefect_pg:
+        if prefect_pg and prefect_pg != "embedded":
             admin, source = prefect_pg, "--prefect-pg"
-        elif hub_url:
+        elif hub_url and not prefect_pg:
             admin, source = hub_url, "the DATABASE_URL server"
-        elif _tcp_answers("127.0.0.1", 5432):
+        elif not prefect_pg and _tcp_answers("127.0.0.1", 5432):
             admin, source = LOCAL_POSTGRES, "PostgreSQL on 127.0.0.1:5432"
         else:
             echo(f"starting a private PostgreSQL cluster in {data / 'prefect-pg'}")
@@ -823,12 +841,16 @@ def up(
             "PREFECT_API_URL": local_api,
             "PREFECT_CLI_PROMPT": "false",
         }
+        # Deployed without CRMSYNC_HOME, `{{ $CRMSYNC_HOME }}` stays a template in the pull step
+        # (Prefect resolves `$VAR`s at deploy time when set), so every worker machine runs flows
+        # from its own checkout, wherever that is.
+        deploy_env = {k: v for k, v in client_env.items() if k != "CRMSYNC_HOME"}
         deploy_log = stack_dir / "deploy.log"
         with deploy_log.open("w") as out:
             done = subprocess.run(
                 [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
                 cwd=ROOT,
-                env=client_env,
+                env=deploy_env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -878,13 +900,16 @@ def up(
 def _wait_workers(
     api_url: str, pool: str, names: set[str], procs: list[Proc], timeout: float
 ) -> None:
+    """Until every new worker has sent a heartbeat (a same-named worker of an earlier stack
+    still shows ONLINE for a while, hence the time filter)."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
     deadline = time.monotonic() + timeout
     while names:
         dead = [p for p in procs if p.role == "worker" and not is_alive(p)]
         if dead:
             raise StackError(f"worker {dead[0].name} exited; end of its log:\n{_tail(dead[0].log)}")
         with contextlib.suppress(httpx.HTTPError):
-            if names <= asyncio.run(_online_workers(api_url, pool)):
+            if names <= asyncio.run(_online_workers(api_url, pool, since)):
                 return
         if time.monotonic() > deadline:
             raise StackError(f"workers {sorted(names)} did not come online in {timeout:g} s")

@@ -237,3 +237,14 @@ def reset_cursors(tenant_slug: str, integration_name: str) -> int:
     if found is None:
         raise LookupError(f"tenant {tenant_slug} has no integration {integration_name!r}")
     return cur.rowcount
+
+
+def refresh_statistics() -> None:
+    """ANALYZE the tables a large load just grew.
+
+    A first sync can add hundreds of thousands of rows in a minute, long before autovacuum's
+    analyze notices; with the statistics of an empty table the planner answers the ``= ANY``
+    look-ups of the next pages with sequential scans, and each page gets slower than the last.
+    """
+    with db.connect(autocommit=True) as conn:
+        conn.execute("ANALYZE crm_record, contact, contact_link, opportunity")

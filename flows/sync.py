@@ -36,11 +36,15 @@ from tasks.sync import (
     list_streams,
     map_records,
     merge_opportunities,
+    refresh_statistics,
     reset_cursors,
     start_run,
 )
 
 T = TypeVar("T")
+
+
+_ANALYZE_AFTER = 5000  # records in one stream; see crmsync.sync.refresh_statistics
 
 
 class TenantSyncError(RuntimeError):
@@ -132,6 +136,7 @@ async def sync_tenant(
             totals = MergeCounts()
             seconds = {"fetch_s": 0.0, "map_s": 0.0, "merge_s": 0.0}
 
+            analyze_at = _ANALYZE_AFTER
             ahead: asyncio.Future[tuple[FetchedPage, MergeBatch | None]] | None = None
             try:
                 page = await _timed(
@@ -162,6 +167,9 @@ async def sync_tenant(
                         seconds, "merge_s", merge_opportunities(opaque(batch), run_id)
                     )
                     totals.add(MergeCounts(**merged))
+                    if totals.fetched >= analyze_at:  # statistics keep up with a big first load
+                        await refresh_statistics()
+                        analyze_at *= 4
                     if ahead is None:
                         break
                     page, mapped = await ahead

@@ -128,3 +128,8 @@ async def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]
 @task(name="reset-cursors", cache_policy=NO_CACHE, persist_result=False)
 async def reset_cursors(tenant_slug: str, integration_name: str) -> int:
     return await asyncio.to_thread(sync.reset_cursors, tenant_slug, integration_name)
+
+
+@task(name="refresh-statistics", cache_policy=NO_CACHE, persist_result=False)
+async def refresh_statistics() -> None:
+    await asyncio.to_thread(sync.refresh_statistics)

@@ -1,0 +1,165 @@
+"""``crmsync up`` / ``down`` (issue 5): a Prefect server on its own PostgreSQL database, the
+``prefect.yaml`` deployments on the process pool, workers online, and ``down`` stopping exactly
+the processes ``up`` recorded.
+
+One stack serves the whole module (starting it costs ~30 s); the ``down`` test comes last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pydantic import TypeAdapter
+
+from crmsync import stack
+
+pytestmark = pytest.mark.slow
+POOL = "crmsync-process"
+DEPLOYMENTS = {
+    "sync-all-tenants",
+    "sync-tenant",
+    "push-pending",
+    "retry-failed-pushes",
+    "push-failures-report",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _hub_server_has_pg_trgm() -> bool:
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+        return row.fetchone() is not None
+
+
+def _pid_exists(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # our own exited children would linger as zombies
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A stack with one worker; stopped and its Prefect database dropped whatever happens."""
+    data = tmp_path_factory.mktemp("stack") / "data"
+    database = f"crmsync_prefect_test_{uuid.uuid4().hex[:8]}"
+    # The hub's embedded test server (pgserver) lacks pg_trgm: Prefect then gets a private cluster.
+    prefect_pg = None if _hub_server_has_pg_trgm() else "embedded"
+    lines: list[str] = []
+    try:
+        state = stack.up(
+            workers=1,
+            port=_free_port(),
+            data_dir=data,
+            prefect_pg=prefect_pg,
+            database=database,
+            timeout=90,
+            echo=lines.append,
+        )
+        yield {**state, "printed": lines, "data": data, "database": database}
+    finally:
+        with contextlib.suppress(stack.StackError):
+            stack.down(data_dir=data, echo=lambda _: None)
+        if prefect_pg is None:
+            with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _duration(value: Any) -> timedelta:
+    return TypeAdapter(timedelta).validate_python(value)
+
+
+def _api(running: dict[str, Any], method: str, path: str, **kwargs: Any) -> Any:
+    response = httpx.request(method, f"{running['local_api_url']}{path}", timeout=10, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_prefect_server_runs_on_its_own_postgres_database_with_bounded_retention(
+    running: dict[str, Any],
+) -> None:
+    assert _api(running, "GET", "/health") is True
+    assert running["prefect_database"].split("?")[0].endswith(f"/{running['database']}")
+    assert running["database"] not in os.environ["DATABASE_URL"]
+    server = _api(running, "GET", "/admin/settings")["server"]
+    vacuum = server["services"]["db_vacuum"]
+    assert set(vacuum["enabled"]) == {"events", "flow_runs"}
+    assert _duration(vacuum["retention_period"]) == stack.FLOW_RUN_RETENTION
+    assert _duration(server["events"]["retention_period"]) == stack.EVENT_RETENTION
+    assert f"export PREFECT_API_URL={running['api_url']}" in running["printed"]
+
+
+def test_every_prefect_yaml_deployment_is_registered_on_the_process_pool(
+    running: dict[str, Any],
+) -> None:
+    assert _api(running, "GET", f"/work_pools/{POOL}")["type"] == "process"
+    body = {"limit": 200, "offset": 0, "sort": "NAME_ASC"}
+    deployments = {d["name"]: d for d in _api(running, "POST", "/deployments/filter", json=body)}
+    assert set(deployments) >= DEPLOYMENTS
+    for name in DEPLOYMENTS:
+        assert deployments[name]["work_pool_name"] == POOL
+        # Left as a template: each worker machine resolves its own checkout.
+        (step,) = deployments[name]["pull_steps"]
+        directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
+        assert directory == "{{ $CRMSYNC_HOME }}"
+
+
+def test_the_worker_process_is_alive_and_online_in_the_pool(running: dict[str, Any]) -> None:
+    (worker,) = [stack.Proc(**p) for p in running["processes"] if p["role"] == "worker"]
+    assert stack.is_alive(worker)
+    body = {"limit": 10, "offset": 0}
+    workers = _api(running, "POST", f"/work_pools/{POOL}/workers/filter", json=body)
+    assert {w["name"]: w["status"] for w in workers}[worker.name] == "ONLINE"
+
+
+def test_the_scheduler_creates_runs_for_scheduled_deployments(running: dict[str, Any]) -> None:
+    body = {
+        "limit": 5,
+        "offset": 0,
+        "sort": "EXPECTED_START_TIME_ASC",
+        "deployments": {"name": {"any_": ["sync-all-tenants"]}},
+    }
+    deadline = time.monotonic() + 30
+    while not (runs := _api(running, "POST", "/flow_runs/filter", json=body)):
+        assert time.monotonic() < deadline, "no scheduled run of sync-all-tenants"
+        time.sleep(0.5)
+    assert all(r["expected_start_time"].endswith(("00:00Z", "15:00Z", "30:00Z", "45:00Z"))
+               for r in runs if r["state_type"] == "SCHEDULED")  # fmt: skip
+
+
+def test_up_again_while_running_starts_nothing(running: dict[str, Any]) -> None:
+    printed: list[str] = []
+    again = stack.up(workers=1, port=running["port"], data_dir=running["data"], echo=printed.append)
+    assert again["processes"] == running["processes"]
+    assert any("nothing to do" in line for line in printed)
+
+
+def test_down_stops_every_recorded_process_and_forgets_the_stack(running: dict[str, Any]) -> None:
+    recorded = [p["pid"] for p in running["processes"]]
+    assert {p["role"] for p in running["processes"]} >= {"server", "worker"}
+    stopped = stack.down(data_dir=running["data"], echo=lambda _: None)
+    assert sorted(p.pid for p in stopped) == sorted(recorded)
+    assert [pid for pid in recorded if _pid_exists(pid)] == []
+    assert not stack.stack_file(running["data"]).exists()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{running['local_api_url']}/health", timeout=2)
