@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,9 +84,9 @@ def sync(
         raise typer.Exit(2)
     db.upgrade()
     if tenant:
-        state = asyncio.run(sync_tenant(tenant, return_state=True))  # type: ignore[call-overload]
+        state = run_async(sync_tenant(tenant, return_state=True))
     else:
-        state = asyncio.run(sync_all_tenants(max_concurrency=concurrency, return_state=True))  # type: ignore[call-overload]
+        state = run_async(sync_all_tenants(max_concurrency=concurrency, return_state=True))
     print_status(tenant)
     if not state.is_completed():
         err.print(f"[red]{state.name}[/red]: {state.message}", highlight=False)
@@ -99,6 +100,15 @@ def status(tenant: Annotated[str | None, typer.Option(help="Only this tenant")] 
 
     db.upgrade()
     print_status(tenant)
+
+
+def run_async(awaitable: Awaitable[Any]) -> Any:
+    """Run an async flow call (a coroutine, typed by Prefect as an Awaitable) to completion."""
+
+    async def wait() -> Any:
+        return await awaitable
+
+    return asyncio.run(wait())
 
 
 def _rows(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -125,9 +135,11 @@ def print_status(tenant: str | None = None) -> None:
     for row in _rows(
         f"""
         SELECT t.slug, i.name, i.provider,
-               CASE WHEN NOT i.enabled THEN 'disabled' WHEN i.paused THEN 'paused' ELSE 'active' END,
+               CASE WHEN NOT i.enabled THEN 'disabled' WHEN i.paused THEN 'paused'
+                    ELSE 'active' END,
                (SELECT count(*) FROM opportunity o WHERE o.integration_id = i.id),
-               (SELECT count(DISTINCT o.contact_id) FROM opportunity o WHERE o.integration_id = i.id),
+               (SELECT count(DISTINCT o.contact_id) FROM opportunity o
+                WHERE o.integration_id = i.id),
                (SELECT count(*) FROM rejected_record r WHERE r.integration_id = i.id)
         FROM integration i JOIN tenant t ON t.id = i.tenant_id {where} ORDER BY t.slug, i.name
         """,
@@ -213,7 +225,8 @@ def activity_add(
     kind: Annotated[
         str,
         typer.Option(
-            help="outbound_campaign_message | outbound_manual_message | inbound_message | campaign_event"
+            help="outbound_campaign_message | outbound_manual_message | inbound_message"
+            " | campaign_event"
         ),
     ],
     channel: Annotated[str | None, typer.Option(help="sms | email | call | voicemail")] = None,
@@ -283,7 +296,8 @@ def runs_list(
         table.add_column(col)
     for row in _rows(
         """
-        SELECT r.id, t.slug, r.status, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+        SELECT r.id, t.slug, r.status,
+               to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
                round(extract(epoch FROM r.finished_at - r.started_at)::numeric, 1), r.flow_run_id
         FROM sync_run r JOIN tenant t ON t.id = r.tenant_id
         WHERE %s::text IS NULL OR t.slug = %s ORDER BY r.id DESC LIMIT %s
@@ -312,7 +326,7 @@ def runs_show(
     if not head:
         typer.echo(f"error: no run {run_id}", err=True)
         raise typer.Exit(2)
-    slug, state, started, finished, counts, errors, flow_run_id = head[0]
+    slug, state, started, finished, _counts, errors, flow_run_id = head[0]
     console.print(
         f"run {run_id}: tenant {slug}, {state}, {started:%Y-%m-%d %H:%M:%S} → {finished:%H:%M:%S}"
         if finished
@@ -330,7 +344,8 @@ def runs_show(
         SELECT i.name, l.stream, l.action, count(*),
                string_agg(coalesce(l.model || ':', '') || l.external_id, ', ' ORDER BY l.id)
                  FILTER (WHERE l.rn <= %s)
-        FROM (SELECT *, row_number() OVER (PARTITION BY integration_id, stream, action ORDER BY id) AS rn
+        FROM (SELECT *, row_number() OVER (PARTITION BY integration_id, stream, action
+                                           ORDER BY id) AS rn
               FROM sync_lineage WHERE run_id = %s) l
         JOIN integration i ON i.id = l.integration_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
         """,

@@ -41,7 +41,7 @@ def _start_embedded(data_dir: Path) -> str:
 
 
 def database_url() -> str:
-    """libpq URL of the hub database (``postgresql://…``), starting the embedded server if needed."""
+    """libpq URL of the hub database (``postgresql://…``); starts the embedded server if needed."""
     settings = get_settings()
     url = settings.database_url or _start_embedded(settings.data_dir)
     for prefix in ("postgresql+psycopg://", "postgres://"):
@@ -82,7 +82,8 @@ def upgrade(revision: str = "head") -> None:
 
 
 def _use_orjson() -> None:
-    """jsonb comes back through orjson: pages of thousands of payloads parse several times faster."""
+    """jsonb comes back through orjson: pages of thousands of payloads parse several times
+    faster."""
     from psycopg.types.json import set_json_loads
 
     set_json_loads(orjson.loads)

@@ -459,7 +459,8 @@ def _record_rejects(cur: psycopg.Cursor[Any], batch: MergeBatch, run_id: int | N
     if run_id is not None:
         cur.execute(
             """
-            INSERT INTO sync_lineage (tenant_id, run_id, integration_id, stream, external_id, action)
+            INSERT INTO sync_lineage (tenant_id, run_id, integration_id, stream, external_id,
+                                      action)
             SELECT %s, %s, %s, %s, k, 'rejected' FROM unnest(%b::text[]) AS k
             """,
             (batch.tenant_id, run_id, batch.integration_id, batch.stream, list(latest)),

@@ -144,8 +144,8 @@ def render_text(activity: PushActivity, include_content: bool, key: str) -> str:
         if activity.channel in ("call", "voicemail"):
             label = channel
             channel = ""
-        headline = f"Hatch: {channel + ' ' if channel else ''}{label.lower() if channel else label} {direction}"
-        headline = headline.replace("  ", " ")
+        what = f"{channel} {label.lower()}" if channel else label
+        headline = f"Hatch: {what} {direction}"
     lines = [headline]
     if activity.campaign_name:
         lines.append(f"Campaign: {activity.campaign_name}")
@@ -273,7 +273,8 @@ def deliver(
         activities = {
             row[0]: PushActivity(*row)
             for row in conn.execute(
-                f"SELECT {_ACTIVITY_COLS} FROM activity a WHERE a.tenant_id = %s AND a.id = ANY(%s)",
+                f"SELECT {_ACTIVITY_COLS} FROM activity a "
+                "WHERE a.tenant_id = %s AND a.id = ANY(%s)",
                 (tenant_id, [c[8] for c in claimed]),
             )
         }
@@ -285,8 +286,8 @@ def deliver(
             key,
             attempts,
             ambiguous,
-            ref,
-            _,
+            _ref,
+            _status,
             activity_id,
         ) in claimed:
             if integration_id not in contexts:

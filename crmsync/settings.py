@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=60, gt=0, description="Read timeout of CRM calls.")
     rate_budget: Literal["auto", "prefect", "off"] = Field(
         default="auto",
-        description="Shared per-app request budgets via Prefect (auto: when PREFECT_API_URL is set).",
+        description="Shared per-app request budgets via Prefect (auto: if PREFECT_API_URL is set).",
     )
     servicetitan_requests_per_second: float = Field(
         default=60, gt=0, description="ServiceTitan's per-app limit (seed 002: 60/s)."

@@ -10,8 +10,8 @@ README's "Running the stack" section says how.
 
 Everything ``up`` starts is recorded in ``<data_dir>/stack/stack.json`` with its pid *and* the
 kernel's start time of that pid, so ``down`` stops exactly those processes and never one that
-merely reused a pid. Server and workers get their own session (process group), so ``down``
-signals the worker together with the flow-run processes it spawned.
+merely reused a pid. Server and workers get their own session (process group), so ``down`` also
+reaches the flow-run processes a worker spawned (the process worker keeps them in its group).
 
 Prefect's database: the PostgreSQL server of ``DATABASE_URL`` (a separate database, never the
 hub's), else the machine's PostgreSQL on 127.0.0.1:5432, else a private cluster in
@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -411,8 +412,6 @@ def _postgres_bindirs() -> Iterator[Path]:
 
 
 def _which_dir(tool: str) -> Path | None:
-    import shutil
-
     if tool == "pg_config" and (path := shutil.which(tool)):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([path, "--bindir"], capture_output=True, text=True, timeout=10)
@@ -501,8 +500,6 @@ def start_private_postgres(
         sockdir.mkdir(parents=True, exist_ok=True)
         log.touch()
         if user:
-            import shutil
-
             from pgserver.utils import ensure_prefix_permissions
 
             ensure_prefix_permissions(pgdata)
@@ -797,12 +794,14 @@ def up(
             ),
             "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": f"PT{int(event_retention.total_seconds())}S",
         }
-        server_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        server_env = dict(os.environ)
         for key, value in retention.items():
             server_env.setdefault(key, value)
-        server_env.setdefault("PREFECT_UI_API_URL", api_url)
+        server_env.setdefault("PREFECT_UI_URL", state["ui_url"])  # links in notifications
+        server_env.setdefault("PREFECT_UI_API_URL", api_url)  # what browsers call
         server_env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         server_env.update(
+            PREFECT_API_URL=api_url,  # never another server's, inherited from the caller
             PREFECT_HOME=str(data / "prefect-server"),
             PREFECT_SERVER_DATABASE_CONNECTION_URL=asyncpg_url(target, database),
         )

@@ -7,6 +7,7 @@ schedules, descriptions, tags and default parameters for both ways of running.
 from __future__ import annotations
 
 import importlib.util
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,10 @@ def serve_all(limit: int = 8) -> None:
     for d in load_spec()["deployments"]:
         flow = resolve_entrypoint(d["entrypoint"])
         schedules = [
-            Cron(s["cron"], timezone=s.get("timezone", "UTC")) for s in d.get("schedules") or []
+            Cron(s["cron"], timezone=s.get("timezone", "UTC"))
+            if "cron" in s
+            else Interval(timedelta(seconds=s["interval"]))
+            for s in d.get("schedules") or []
         ]
         deployments.append(
             flow.to_deployment(

@@ -186,8 +186,24 @@ class CrmRecord(SQLModel, table=True):
     __tablename__ = "crm_record"
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "integration_id", "resource", "external_id"),
-        Index("ix_crm_record_customer", "tenant_id", "integration_id", "resource", "customer_ref"),
-        Index("ix_crm_record_parent", "tenant_id", "integration_id", "resource", "parent_ref"),
+        # Partial, so a look-up by customer can never be planned on the parent index (or the
+        # reverse) and degrade into a scan of every row of the resource.
+        Index(
+            "ix_crm_record_customer",
+            "tenant_id",
+            "integration_id",
+            "resource",
+            "customer_ref",
+            postgresql_where=text("customer_ref IS NOT NULL"),
+        ),
+        Index(
+            "ix_crm_record_parent",
+            "tenant_id",
+            "integration_id",
+            "resource",
+            "parent_ref",
+            postgresql_where=text("parent_ref IS NOT NULL"),
+        ),
     )
 
     tenant_id: int = _tenant_fk()

@@ -6,7 +6,6 @@ the incremental path (only the changes are fetched and merged).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import time
@@ -21,7 +20,7 @@ ST_TENANTS = {"acme": 1001, "bolt": 1002, "cool": 1003}
 
 def run_demo(port: int, jobs: int, console: Console) -> bool:
     from crmsync import db, tenants
-    from crmsync.cli import print_status
+    from crmsync.cli import print_status, run_async
     from flows.sync import sync_all_tenants
     from sandbox.servicetitan import TenantSpec, run_emulator
 
@@ -46,9 +45,8 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
     console.rule("crmsync demo")
     t0 = time.perf_counter()
     db.upgrade()
-    console.print(
-        f"hub database ready ({'DATABASE_URL' if os.environ.get('DATABASE_URL') else 'embedded PostgreSQL'})"
-    )
+    where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
+    console.print(f"hub database ready ({where})")
     with run_emulator(specs, port=port) as emu:
         os.environ["DEMO_ST_URL"] = emu.url
         console.print(
@@ -58,13 +56,13 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
         console.print(f"tenants applied from {DEMO_FILE.name}: {result}")
 
         console.rule("first sync (last 90 days)")
-        state: Any = asyncio.run(sync_all_tenants(return_state=True))  # type: ignore[call-overload]
+        state: Any = run_async(sync_all_tenants(return_state=True))
         console.print(f"sync-all-tenants: {state.name} — {state.message}")
         print_status()
 
         changed = _change_some_records(emu.state)
         console.rule(f"second sync after {changed} changes in the CRM")
-        state = asyncio.run(sync_all_tenants(return_state=True))  # type: ignore[call-overload]
+        state = run_async(sync_all_tenants(return_state=True))
         console.print(f"sync-all-tenants: {state.name} — {state.message}")
         print_status()
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s")

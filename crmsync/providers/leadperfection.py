@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,20 +50,37 @@ import orjson
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.errors import TransientError, body_excerpt
 from connectors.leadperfection import (
+    ADD_CALL_HISTORY,
+    ADD_INSTALLER_JOB_NOTES,
+    ADD_NOTES,
     DEFAULT_TIMEZONE,
+    WRITE_OK,
     LeadPerfectionClient,
     LeadPerfectionCredentials,
+    format_lp_datetime,
 )
 from crmsync.merge import MergeBatch
-from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from crmsync.providers.base import (
+    FetchedPage,
+    IntegrationContext,
+    PushActivity,
+    PushTarget,
+    StreamCursor,
+)
 from crmsync.settings import get_settings
 from models.mappings.leadperfection import map_prospects
 from models.normalize import normalize_email
 from models.standard import RejectedRecord
 
 __all__ = [
+    "CALL_LOG",
+    "CALL_RESULT_CODES",
+    "CALL_TYPES",
     "LOOKBACK",
+    "PRODUCTION_NOTE",
+    "PROSPECT_NOTE",
     "STREAM",
     "LeadPerfectionCredentialsModel",
     "LeadPerfectionProvider",
@@ -336,3 +354,270 @@ class LeadPerfectionProvider:
             window_start=page.window_start,
             fetched=len(page.records) + len(page.invalid),
         )
+
+    # -- push (crmsync.push; seed 001 "User options" and FAQ, issue 4) -------------------------
+    #
+    # LeadPerfection receives communications only (texts, emails, calls: seed 001 FAQ "The only
+    # thing Hatch will push back to LeadPerfection is the communications"), never campaign events.
+    # Each flag the integration sets is one target, so one ledger row and one LP record:
+    #
+    # * ``prospect_note``: ``AddNotes`` with ``rectype=cst`` on the Prospect;
+    # * ``call_log``: ``AddCallHistory`` on the Prospect (see :data:`CALL_TYPES`);
+    # * ``production_note``: ``AddInstallerJobNotes`` on the first Job of the Lead.
+    #
+    # LP has no "include the content" option (seed 001 lists none): the communication *is* the
+    # data the seed pushes, so notes always carry the message content. A call log has no free-text
+    # field, so it never carries content (nor the push key).
+    #
+    # None of LP's write endpoints returns an id, and ``AddNotes`` answers "UPDATED SUCCESSFULLY!"
+    # even for an unknown ``recid`` (crm-apis.md §2.4): every write is read back (GetLead embeds
+    # notes and calls) and only a record found on read-back counts as delivered; anything else
+    # raises an *ambiguous* TransientError so the engine's next attempt looks before it writes.
+
+    def push_targets(self, ctx: IntegrationContext, activity: PushActivity) -> list[PushTarget]:
+        """Seed 001's flags: ``push_communications`` gates the three ``push_to_*`` targets."""
+        settings = self._settings(ctx)
+        if activity.kind == "campaign_event" or not settings.push_communications:
+            return []
+        targets: list[PushTarget] = []
+        if settings.push_to_notes:
+            targets.append(PushTarget(PROSPECT_NOTE, include_content=True))
+        if settings.push_to_call_logs:
+            targets.append(PushTarget(CALL_LOG, include_content=False))
+        if settings.push_to_production_notes:
+            targets.append(PushTarget(PRODUCTION_NOTE, include_content=True))
+        return targets
+
+    def resolve_parent(
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        activity: PushActivity,
+        target: PushTarget,
+    ) -> str | None:
+        """Where the record goes, from the contact's most recent opportunity of this integration
+        (the activity's own opportunity first when it names one of them).
+
+        ``prospect_note``: its Prospect (``Prospect.cst_id``), as ``"<cst_id>"``.
+        ``production_note``: its Lead's first Job (``Prospect.leads[0].jobs[0].id``), as
+        ``"<cst_id>/<job_id>"``; an opportunity whose Lead has no Job yet is passed over for the
+        next most recent one, as ServiceTitan job notes pass over memberships, and with none the
+        push waits (deferred, then orphaned) for a Job to be synced.
+        ``call_log``: see :class:`CallLogRef`; the entry's fields travel in the reference because
+        ``create_push`` only receives the rendered text, which a call log cannot hold.
+        """
+        rows = conn.execute(
+            """
+            SELECT coalesce(details->>'Prospect.cst_id', external_contact_id),
+                   details->>'Prospect.leads[0].jobs[0].id', details->>'Prospect.phone1'
+            FROM opportunity WHERE tenant_id = %s AND integration_id = %s AND contact_id = %s
+            ORDER BY (id = %s) DESC, external_updated_at DESC NULLS LAST, id DESC
+            """,
+            (ctx.tenant_id, ctx.id, activity.contact_id, activity.opportunity_id or 0),
+        ).fetchall()
+        for cst_id, job_id, phone in rows:
+            if not _is_id(cst_id):
+                continue
+            if target.name == PROSPECT_NOTE:
+                return str(cst_id)
+            if target.name == PRODUCTION_NOTE:
+                if _is_id(job_id):
+                    return f"{cst_id}/{job_id}"
+                continue
+            if target.name == CALL_LOG:
+                return CallLogRef.for_activity(int(cst_id), activity, phone).dump()
+            raise ValueError(f"unknown LeadPerfection push target {target.name!r}")
+        return None
+
+    def find_pushed(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, key: str
+    ) -> str | None:
+        """The record an earlier attempt wrote: a note carrying ``key``, or for a call log the
+        entry with the same date, type and result (a call log cannot carry the key)."""
+        client = _client(ctx)
+        if target.name == CALL_LOG:
+            ref = CallLogRef.load(parent)
+            return _find_call(client, ref)
+        place = _NotePlace.parse(target.name, parent)
+        note = client.find_note(place.rectype, place.recid, key, cst_id=place.cst_id)
+        return None if note is None else _note_id(target.name, parent, key, note)
+
+    def create_push(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, text: str
+    ) -> str:
+        """Write, then read back; only a record LP really holds is returned as delivered."""
+        client = _client(ctx)
+        if target.name == CALL_LOG:
+            ref = CallLogRef.load(parent)
+            answer = client.add_call_history(
+                ref.cst_id,
+                call_date=ref.at,
+                result_code=ref.result_code,
+                phone=ref.phone,
+                call_type=ref.call_type,
+            )
+            found = _find_call(client, ref)
+            if found is None:
+                raise _unconfirmed(
+                    ADD_CALL_HISTORY,
+                    answer,
+                    f"call log of {ref.at:%Y-%m-%d %H:%M:%S} UTC",
+                    f"prospect {ref.cst_id}",
+                )
+            return found
+        place = _NotePlace.parse(target.name, parent)
+        key = _key_in(text)
+        if target.name == PRODUCTION_NOTE:
+            path, answer = (
+                ADD_INSTALLER_JOB_NOTES,
+                client.add_installer_job_notes(place.recid, text),
+            )
+        else:
+            path, answer = ADD_NOTES, client.add_note(place.rectype, place.recid, text)
+        note = client.find_note(place.rectype, place.recid, key, cst_id=place.cst_id)
+        if note is None:
+            raise _unconfirmed(path, answer, f"note {key}", place.describe())
+        return _note_id(target.name, parent, key, note)
+
+
+# -- push helpers ------------------------------------------------------------------------------
+
+PROSPECT_NOTE = "prospect_note"
+CALL_LOG = "call_log"
+PRODUCTION_NOTE = "production_note"
+
+CALL_TYPES: dict[str, str] = {
+    "inbound_message": "I",
+    "outbound_campaign_message": "O",
+    "outbound_manual_message": "O",
+}
+"""``CallType`` of a call log entry: the direction (LP's ``I`` Inbound / ``O`` Outbound).
+
+LP also knows ``T`` (Text), but using it would lose the direction, which the channel already
+tells through :data:`CALL_RESULT_CODES`."""
+
+CALL_RESULT_CODES: dict[str, str] = {"sms": "TX", "voicemail": "LM", "email": "EM", "call": ""}
+"""``ResultCode`` of a call log entry: the channel. ``TX`` (Text Message) and ``LM`` (Left
+Message) are LP result codes; LP has none for an email, so Hatch writes ``EM``; a call's outcome
+(answered, busy…) is unknown to the hub, so it gets no result. ``Phone`` is the Prospect's
+``phone1`` (none for an email); ``EmpID``, ``CallQueueID``, ``Duration`` and ``RecordingURL`` are
+left empty: Hatch is no LP employee, queue or recording, and activities carry no duration."""
+
+_KEY_LINE = re.compile(r"\[ref (hatch-[0-9a-f]+)\]")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and value.isdigit() and 0 < len(value) <= 18
+
+
+def _key_in(text: str) -> str:
+    """The idempotency key :func:`crmsync.push.render_text` puts on the note's last line."""
+    keys = _KEY_LINE.findall(text)
+    if keys:
+        return str(keys[-1])
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
+
+
+@dataclass(frozen=True, slots=True)
+class _NotePlace:
+    """Where a note lives and how it is read back: ``rectype``/``recid`` for ``read_notes``, and
+    the owning prospect so a job's notes need no extra look-up."""
+
+    rectype: str
+    recid: int
+    cst_id: int | None
+
+    @classmethod
+    def parse(cls, target: str, parent: str) -> _NotePlace:
+        if target == PROSPECT_NOTE:
+            return cls("cst", int(parent), None)
+        if target == PRODUCTION_NOTE:
+            cst_id, _, job_id = parent.partition("/")
+            return cls("job", int(job_id), int(cst_id))
+        raise ValueError(f"unknown LeadPerfection note target {target!r}")
+
+    def describe(self) -> str:
+        if self.rectype == "cst":
+            return f"prospect {self.recid}"
+        return f"job {self.recid} of prospect {self.cst_id}"
+
+
+def _note_id(target: str, parent: str, key: str, note: dict[str, Any]) -> str:
+    """LP notes usually carry no id (crm-apis.md §2.5), so target, parent and key stand in."""
+    if note.get("id") not in (None, ""):
+        return str(note["id"])
+    return f"{target}:{parent}:{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallLogRef:
+    """A call log push's reference (the ledger's ``target_ref``):
+    ``"<cst_id>/<UTC time>/<CallType>/<ResultCode>/<Phone>"``.
+
+    It fixes the entry's fields when the push is planned for delivery, so every attempt writes,
+    and looks for, the same entry. The entry's identity on read-back is (prospect, ``CallDate``
+    to the second, ``CallType``, ``ResultCode``): two communications of the same channel and
+    direction with the same contact in the same second would be taken for one by a retry's
+    check, which is the price of a record that cannot carry the push key.
+    """
+
+    cst_id: int
+    at: datetime
+    call_type: str
+    result_code: str
+    phone: str
+
+    @classmethod
+    def for_activity(cls, cst_id: int, activity: PushActivity, phone: str | None) -> CallLogRef:
+        channel = activity.channel or ""
+        return cls(
+            cst_id,
+            activity.occurred_at.astimezone(UTC).replace(microsecond=0),
+            CALL_TYPES.get(activity.kind, "O"),
+            CALL_RESULT_CODES.get(channel, ""),
+            "" if channel == "email" else (phone or ""),
+        )
+
+    def dump(self) -> str:
+        at = self.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{self.cst_id}/{at}/{self.call_type}/{self.result_code}/{self.phone}"
+
+    @classmethod
+    def load(cls, text: str) -> CallLogRef:
+        try:
+            cst_id, at, call_type, result_code, phone = text.split("/", 4)
+            return cls(int(cst_id), datetime.fromisoformat(at), call_type, result_code, phone)
+        except ValueError:
+            raise ValueError(f"not a LeadPerfection call log reference: {text[:80]!r}") from None
+
+
+def _find_call(client: LeadPerfectionClient, ref: CallLogRef) -> str | None:
+    """The id (or a stand-in: LP calls carry none) of the prospect's entry matching ``ref``."""
+    wanted = format_lp_datetime(ref.at, client.tz)
+    for call in client.read_calls(ref.cst_id):
+        when = str(call.get("calldatetime") or call.get("calldate") or "").replace(" ", "T")
+        if (
+            when[:19] == wanted
+            and str(call.get("calltype") or "").upper() == ref.call_type.upper()
+            and str(call.get("resultcode") or "").upper() == ref.result_code.upper()
+        ):
+            if call.get("id") not in (None, ""):
+                return str(call["id"])
+            return f"{CALL_LOG}:{ref.cst_id}:{wanted}"
+    return None
+
+
+def _unconfirmed(path: str, answer: str, what: str, where: str) -> TransientError:
+    """A write LP acknowledged (or answered oddly) that read-back cannot find: not delivered,
+    and ambiguous, since it may still have been stored (or become visible later)."""
+    said = "its usual answer" if answer == WRITE_OK else f"{body_excerpt(answer, 80)!r}"
+    return TransientError(
+        f"leadperfection: POST {path} gave {said} but the {what} is not on {where} when read "
+        "back (unknown record, or not stored)",
+        provider="leadperfection",
+        status_code=200,
+        method="POST",
+        path=path,
+        ambiguous=True,
+    )

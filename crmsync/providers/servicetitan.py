@@ -338,10 +338,7 @@ def _mirror_row(
             )
         )
         return None
-    if stream == "customers":
-        customer_ref = ext
-    else:
-        customer_ref = _ref(rec.get("customerId"))
+    customer_ref = ext if stream == "customers" else _ref(rec.get("customerId"))
     parent = _ref(rec.get("jobId")) if stream in ("appointments", "estimates") else None
     return MirrorRow(stream, ext, rec, modified, customer_ref, parent)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from prefect import Flow
 from prefect._vendor.croniter import croniter
@@ -28,7 +29,7 @@ def test_sync_all_tenants_is_scheduled_every_15_minutes() -> None:
     start = datetime(2026, 11, 23, 10, 7, tzinfo=UTC)
     it = croniter(cron.cron, start)
     times = [it.get_next(datetime) for _ in range(5)]
-    assert [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)] == [900.0] * 4
+    assert [(b - a).total_seconds() for a, b in pairwise(times)] == [900.0] * 4
     assert dep["concurrency_limit"]["limit"] == 1, "two rounds must never overlap"
 
 
