@@ -449,7 +449,11 @@ def stack_status() -> None:
     """Processes, API health and online workers of the stack `crmsync up` started."""
     from crmsync import stack
 
-    typer.echo(stack.status())
+    try:
+        typer.echo(stack.status())
+    except stack.StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:  # pragma: no cover

@@ -681,10 +681,11 @@ def _wait_healthy(url: str, proc: Proc, timeout: float) -> None:
     raise StackError(f"{url} did not answer within {timeout:g} s; see {proc.log}")
 
 
-def _hub_env(data_dir: Path) -> dict[str, str]:
-    """What every worker (and the flow runs it spawns) needs to reach the hub."""
+def _hub_env() -> dict[str, str]:
+    """What every worker (and the flow runs it spawns) needs to reach the hub: the same database,
+    keys and data dir (embedded hub PostgreSQL, generated secret key) as this process."""
     settings = get_settings()
-    env = {"CRMSYNC_DATA_DIR": str(data_dir), "CRMSYNC_HOME": str(ROOT)}
+    env = {"CRMSYNC_DATA_DIR": str(settings.data_dir.resolve()), "CRMSYNC_HOME": str(ROOT)}
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     if settings.secret_key:
@@ -721,7 +722,10 @@ def up(
     previous = _read_state(data)
     if previous is not None:
         if previous.get("processes") and all(is_alive(p) for p in _procs(previous)):
-            echo(f"stack already running (started {previous.get('started_at')}); nothing to do")
+            echo(
+                f"stack already running (started {previous.get('started_at')}); nothing to do "
+                "(other --workers or --port: `crmsync down` first)"
+            )
             _maybe_automation(previous, data, echo)
             echo(status(data))
             return previous
@@ -801,7 +805,7 @@ def up(
         server_env.setdefault("PREFECT_UI_API_URL", api_url)  # what browsers call
         server_env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         server_env.update(
-            PREFECT_API_URL=api_url,  # never another server's, inherited from the caller
+            PREFECT_API_URL=local_api,  # itself, never another server inherited from the caller
             PREFECT_HOME=str(data / "prefect-server"),
             PREFECT_SERVER_DATABASE_CONNECTION_URL=asyncpg_url(target, database),
         )
@@ -830,19 +834,31 @@ def up(
         _wait_healthy(f"{local_api}/health", server, timeout)
         echo(f"prefect server healthy after {time.monotonic() - t0:.1f} s")
 
-        # 3. Work pool and deployments.
+        # 3. Work pool.
         created = asyncio.run(_ensure_work_pool(local_api, pool))
         echo(f"work pool {pool}: {'created' if created else 'exists'}")
         client_env = {
             **os.environ,
             "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(data / "prefect")),
-            **_hub_env(data),
+            **_hub_env(),
             "PREFECT_API_URL": local_api,
             "PREFECT_CLI_PROMPT": "false",
         }
-        # Deployed without CRMSYNC_HOME, `{{ $CRMSYNC_HOME }}` stays a template in the pull step
-        # (Prefect resolves `$VAR`s at deploy time when set), so every worker machine runs flows
-        # from its own checkout, wherever that is.
+        # 4. Workers, starting (~5 s of imports each) while the deployments register.
+        spawned_at = datetime.now(UTC) - timedelta(seconds=1)
+        names = [f"crmsync-{socket.gethostname()}-{i}" for i in range(1, workers + 1)]
+        for i, name in enumerate(names, start=1):
+            command = [sys.executable, "-m", "prefect", "worker", "start"]
+            command += ["--pool", pool, "--name", name]
+            if worker_limit:
+                command += ["--limit", str(worker_limit)]
+            worker = _spawn(
+                "worker", name, command, client_env, stack_dir / f"worker-{i}.log", ROOT
+            )
+            record(worker)
+        # 5. Deployments. Deployed without CRMSYNC_HOME, `{{ $CRMSYNC_HOME }}` stays a template
+        # in the pull step (Prefect resolves `$VAR`s at deploy time when set), so every worker
+        # machine runs flows from its own checkout, wherever that is.
         deploy_env = {k: v for k, v in client_env.items() if k != "CRMSYNC_HOME"}
         deploy_log = stack_dir / "deploy.log"
         with deploy_log.open("w") as out:
@@ -864,18 +880,7 @@ def up(
             )
         echo(f"deployed {', '.join(sorted(expected))} ({time.monotonic() - t0:.1f} s)")
 
-        # 4. Workers.
-        names = [f"crmsync-{socket.gethostname()}-{i}" for i in range(1, workers + 1)]
-        for i, name in enumerate(names, start=1):
-            command = [sys.executable, "-m", "prefect", "worker", "start"]
-            command += ["--pool", pool, "--name", name]
-            if worker_limit:
-                command += ["--limit", str(worker_limit)]
-            worker = _spawn(
-                "worker", name, command, client_env, stack_dir / f"worker-{i}.log", ROOT
-            )
-            record(worker)
-        _wait_workers(local_api, pool, set(names), procs, timeout)
+        _wait_workers(local_api, pool, set(names), procs, spawned_at, timeout)
         if workers:
             echo(f"{workers} worker(s) online in {pool}: {', '.join(names)}")
         echo(f"stack up in {time.monotonic() - t0:.1f} s")
@@ -887,7 +892,8 @@ def up(
         state["status"] = "failed"
         _write_state(state, data)
         echo("start-up failed; stopping what was started")
-        down(data_dir=data, echo=echo)
+        with contextlib.suppress(StackError):
+            down(data_dir=data, echo=echo)
         raise
 
     echo(f"Prefect UI: {state['ui_url']}   logs: {stack_dir}")
@@ -897,11 +903,10 @@ def up(
 
 
 def _wait_workers(
-    api_url: str, pool: str, names: set[str], procs: list[Proc], timeout: float
+    api_url: str, pool: str, names: set[str], procs: list[Proc], since: datetime, timeout: float
 ) -> None:
-    """Until every new worker has sent a heartbeat (a same-named worker of an earlier stack
-    still shows ONLINE for a while, hence the time filter)."""
-    since = datetime.now(UTC) - timedelta(seconds=1)
+    """Until every new worker has sent a heartbeat after ``since`` (a same-named worker of an
+    earlier stack still shows ONLINE for a while)."""
     deadline = time.monotonic() + timeout
     while names:
         dead = [p for p in procs if p.role == "worker" and not is_alive(p)]

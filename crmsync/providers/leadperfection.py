@@ -46,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import orjson
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -259,6 +260,7 @@ def _client(ctx: IntegrationContext) -> LeadPerfectionClient:
                 base_url=ctx.base_url or None,
                 token_url=ctx.auth_url or None,
                 timezone=settings.timezone,
+                timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
             )
             _clients[key] = client
         return client

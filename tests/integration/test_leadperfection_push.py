@@ -12,10 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
-import connectors.http
 from connectors.leadperfection import DEFAULT_TOKEN_CACHE
 from crmsync import db, push, sync
 from crmsync.merge import MergeBatch, merge_batch
@@ -32,8 +30,11 @@ SPEC = LPClientSpec("wq55a", "api.user", "pw", APPKEY, prospects=0, fixtures=Fal
 EASTERN = ZoneInfo("America/New_York")
 NOW_POLICY = PushPolicy(retry_delay_seconds=0, defer_seconds=0, orphan_after_seconds=3600)
 BODY = "Hi Ann, your window quote is ready!"
-WRITES = ("/api/SalesApi/AddNotes", "/api/Customers/AddCallHistory",
-          "/api/Installer/AddInstallerJobNotes")
+WRITES = (
+    "/api/SalesApi/AddNotes",
+    "/api/Customers/AddCallHistory",
+    "/api/Installer/AddInstallerJobNotes",
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,26 +52,41 @@ def emu(served: RunningEmulator) -> Iterator[RunningEmulator]:
     served.state.clear_faults()
 
 
-def lp_tenant(emu: RunningEmulator, slug: str = "acme", **settings: Any) -> tuple[int, int]:
-    tenant = make_tenant(slug)
+def lp_tenant(emu: RunningEmulator, **settings: Any) -> tuple[int, int]:
+    tenant = make_tenant("acme")
     integ = make_integration(
-        tenant, name="lp", provider="leadperfection",
-        credentials={"clientid": SPEC.clientid, "username": SPEC.username,
-                     "password": SPEC.password, "appkey": SPEC.appkey},
-        settings=settings, base_url=emu.url,
+        tenant,
+        name="lp",
+        provider="leadperfection",
+        credentials={
+            "clientid": SPEC.clientid,
+            "username": SPEC.username,
+            "password": SPEC.password,
+            "appkey": SPEC.appkey,
+        },
+        settings=settings,
+        base_url=emu.url,
     )
     return tenant, integ
 
 
-def lp_prospect(emu: RunningEmulator, n: int, *, jobs: int = 1) -> dict[str, Any]:
+def lp_prospect(
+    emu: RunningEmulator, n: int, *, jobs: int = 1, email: str | None = None
+) -> dict[str, Any]:
     """A prospect with one lead and ``jobs`` jobs in LP; returns the stored record."""
     lead: dict[str, Any] = {"disposition": "Sold" if jobs else "", "source": "Internet"}
     if jobs:
         lead["jobs"] = [{"jobstatus": "Sold"} for _ in range(jobs)]
-    return emu.state.upsert_prospect(None, {
-        "firstname": "Ann", "lastname": f"Lee{n}", "email": f"ann.lee{n}@example.com",
-        "phone1": f"(407) 555-01{n:02d}", "leads": [lead],
-    })
+    return emu.state.upsert_prospect(
+        None,
+        {
+            "firstname": "Ann",
+            "lastname": f"Lee{n}",
+            "email": email or f"ann.lee{n}@example.com",
+            "phone1": f"(407) 555-01{n:02d}",
+            "leads": [lead],
+        },
+    )
 
 
 def pull(integ: int) -> None:
@@ -85,13 +101,18 @@ def pull(integ: int) -> None:
 
 def contact_of(integ: int, cst_id: int) -> int:
     with db.connect() as conn:
-        row = conn.execute("SELECT contact_id FROM opportunity WHERE integration_id = %s AND "
-                           "external_contact_id = %s", (integ, str(cst_id))).fetchone()
+        row = conn.execute(
+            "SELECT contact_id FROM opportunity WHERE integration_id = %s AND "
+            "external_contact_id = %s",
+            (integ, str(cst_id)),
+        ).fetchone()
     assert row is not None, f"prospect {cst_id} was not pulled"
     return int(row[0])
 
 
-def synced(emu: RunningEmulator, integ: int, n: int = 1, *, jobs: int = 1) -> tuple[dict[str, Any], int]:
+def synced(
+    emu: RunningEmulator, integ: int, n: int = 1, *, jobs: int = 1
+) -> tuple[dict[str, Any], int]:
     p = lp_prospect(emu, n, jobs=jobs)
     pull(integ)
     return p, contact_of(integ, p["cst_id"])
@@ -101,8 +122,8 @@ def activity(tenant: int, contact: int, kind: str = "outbound_campaign_message",
     defaults: dict[str, Any] = {"channel": "sms", "campaign_name": "Spring Windows", "body": BODY}
     if kind == "campaign_event":
         defaults = {"campaign_event": "launched", "campaign_name": "Spring Windows"}
-    return push.record_activity(push.ActivityIn(tenant_id=tenant, contact_id=contact, kind=kind,
-                                                **{**defaults, **kw}))  # type: ignore[arg-type]
+    fields = {"tenant_id": tenant, "contact_id": contact, "kind": kind, **defaults, **kw}
+    return push.record_activity(push.ActivityIn.model_validate(fields))
 
 
 def run(tenant: int, policy: PushPolicy = NOW_POLICY, **kw: Any) -> push.PushCounts:
@@ -112,8 +133,10 @@ def run(tenant: int, policy: PushPolicy = NOW_POLICY, **kw: Any) -> push.PushCou
 
 def ledger(tenant: int) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
-        return conn.execute("SELECT target, status, attempts FROM push_ledger WHERE tenant_id = %s "
-                            "ORDER BY id", (tenant,)).fetchall()
+        return conn.execute(
+            "SELECT target, status, attempts FROM push_ledger WHERE tenant_id = %s ORDER BY id",
+            (tenant,),
+        ).fetchall()
 
 
 def written(emu: RunningEmulator) -> tuple[int, int, int]:
@@ -145,11 +168,19 @@ def test_communication_becomes_a_prospect_note_with_its_content_by_default(
     [
         ({"push_to_notes": False, "push_to_call_logs": True}, ["call_log"]),
         ({"push_to_notes": False, "push_to_production_notes": True}, ["production_note"]),
-        ({"push_to_call_logs": True, "push_to_production_notes": True},
-         ["prospect_note", "call_log", "production_note"]),
+        (
+            {"push_to_call_logs": True, "push_to_production_notes": True},
+            ["prospect_note", "call_log", "production_note"],
+        ),
         ({"push_to_notes": False}, []),
-        ({"push_communications": False, "push_to_call_logs": True,
-          "push_to_production_notes": True}, []),
+        (
+            {
+                "push_communications": False,
+                "push_to_call_logs": True,
+                "push_to_production_notes": True,
+            },
+            [],
+        ),
     ],
     ids=["call-log-only", "production-note-only", "all-three", "no-target", "gate-off"],
 )
@@ -162,8 +193,9 @@ def test_each_flag_gives_its_own_record_and_push_communications_gates_them_all(
     assert run(tenant).delivered == len(targets)
     expected = [(t, "delivered", 1) for t in targets] or [("none", "skipped", 0)]
     assert ledger(tenant) == expected
-    assert written(emu) == tuple(int(t in targets) for t in
-                                 ("prospect_note", "call_log", "production_note"))
+    assert written(emu) == tuple(
+        int(t in targets) for t in ("prospect_note", "call_log", "production_note")
+    )
     for note in emu.state.get_production_notes():
         assert note["job_id"] == first_job(p) and BODY in note["notes"]
 
@@ -185,10 +217,20 @@ def test_call_log_records_direction_and_channel_but_never_the_content(
     p, contact = synced(emu, integ)
     at = datetime(2026, 11, 20, 15, 4, 5, 678000, tzinfo=UTC)
     activity(tenant, contact, "inbound_message", channel="sms", occurred_at=at)
-    activity(tenant, contact, "outbound_manual_message", channel="email",
-             occurred_at=at + timedelta(minutes=1))
-    activity(tenant, contact, "outbound_campaign_message", channel="voicemail",
-             occurred_at=at + timedelta(minutes=2))
+    activity(
+        tenant,
+        contact,
+        "outbound_manual_message",
+        channel="email",
+        occurred_at=at + timedelta(minutes=1),
+    )
+    activity(
+        tenant,
+        contact,
+        "outbound_campaign_message",
+        channel="voicemail",
+        occurred_at=at + timedelta(minutes=2),
+    )
     assert run(tenant).delivered == 3
     calls = emu.state.get_call_logs(cst_id=p["cst_id"])
     local = at.astimezone(EASTERN)
@@ -216,16 +258,19 @@ def test_note_goes_to_the_prospect_of_the_activitys_own_opportunity_else_the_mos
 ) -> None:
     tenant, integ = lp_tenant(emu)
     older = lp_prospect(emu, 1)
-    newer = emu.state.upsert_prospect(None, {**lp_prospect(emu, 2), "email": "ann.lee1@example.com"})
+    newer = lp_prospect(emu, 2, email="ann.lee1@example.com")
     pull(integ)
     contact = contact_of(integ, older["cst_id"])
     assert contact_of(integ, newer["cst_id"]) == contact, "one person, two LP prospects"
     with db.connect() as conn:
-        conn.execute("UPDATE opportunity SET external_updated_at = now() - interval '1 day' "
-                     "WHERE integration_id = %s AND external_contact_id = %s",
-                     (integ, str(older["cst_id"])))
-        (older_opp,) = conn.execute("SELECT id FROM opportunity WHERE external_contact_id = %s",
-                                    (str(older["cst_id"]),)).fetchone()  # type: ignore[misc]
+        conn.execute(
+            "UPDATE opportunity SET external_updated_at = now() - interval '1 day' "
+            "WHERE integration_id = %s AND external_contact_id = %s",
+            (integ, str(older["cst_id"])),
+        )
+        (older_opp,) = conn.execute(
+            "SELECT id FROM opportunity WHERE external_contact_id = %s", (str(older["cst_id"]),)
+        ).fetchone()  # type: ignore[misc]
         conn.commit()
     activity(tenant, contact, body="about the newer lead")
     activity(tenant, contact, body="about the older lead", opportunity_id=older_opp)
@@ -242,7 +287,9 @@ def test_push_is_deferred_until_the_prospect_is_pulled_then_delivered_once(
     with db.connect() as conn:
         (contact,) = conn.execute(
             "INSERT INTO contact (tenant_id, email) VALUES (%s, 'ann.lee7@example.com') "
-            "RETURNING id", (tenant,)).fetchone()  # type: ignore[misc]
+            "RETURNING id",
+            (tenant,),
+        ).fetchone()  # type: ignore[misc]
         conn.commit()
     activity(tenant, contact)
     assert run(tenant).deferred == 2
@@ -263,19 +310,31 @@ def test_push_is_deferred_until_the_prospect_is_pulled_then_delivered_once(
 def test_note_acknowledged_but_not_stored_is_not_marked_delivered(
     emu: RunningEmulator, target: str
 ) -> None:
-    tenant, integ = lp_tenant(emu, push_to_notes=target == "prospect_note",
-                              push_to_production_notes=target == "production_note")
+    tenant, integ = lp_tenant(
+        emu,
+        push_to_notes=target == "prospect_note",
+        push_to_production_notes=target == "production_note",
+    )
     real = lp_prospect(emu, 1)
     details = {"Prospect.cst_id": 999_999, "Prospect.leads[0].jobs[0].id": 888_888}
     if target == "production_note":  # a real prospect, a job LP does not know
         details["Prospect.cst_id"] = real["cst_id"]
-    o = opp("777", contact=str(details["Prospect.cst_id"]), email="gone@example.com",
-            model="lead", details=details)
+    o = opp(
+        "777",
+        contact=str(details["Prospect.cst_id"]),
+        email="gone@example.com",
+        model="lead",
+        details=details,
+    )
     with db.connect() as conn:
-        merge_batch(conn, MergeBatch(tenant_id=tenant, integration_id=integ, stream=STREAM,
-                                     opportunities=[o]), None)
-        (contact,) = conn.execute("SELECT contact_id FROM opportunity WHERE integration_id = %s",
-                                  (integ,)).fetchone()  # type: ignore[misc]
+        merge_batch(
+            conn,
+            MergeBatch(tenant_id=tenant, integration_id=integ, stream=STREAM, opportunities=[o]),
+            None,
+        )
+        (contact,) = conn.execute(
+            "SELECT contact_id FROM opportunity WHERE integration_id = %s", (integ,)
+        ).fetchone()  # type: ignore[misc]
     activity(tenant, contact)
     counts = run(tenant)
     assert (counts.delivered, counts.failed) == (0, 1)
@@ -285,8 +344,10 @@ def test_note_acknowledged_but_not_stored_is_not_marked_delivered(
     ]
     assert "is not on" in next(iter(counts.errors.values()))
     with db.connect() as conn:
-        assert conn.execute("SELECT status, ambiguous, crm_record_id FROM push_ledger "
-                            "WHERE tenant_id = %s", (tenant,)).fetchall() == [("failed", True, None)]
+        assert conn.execute(
+            "SELECT status, ambiguous, crm_record_id FROM push_ledger WHERE tenant_id = %s",
+            (tenant,),
+        ).fetchall() == [("failed", True, None)]
     assert written(emu) == (0, 0, 0)
 
 
@@ -295,15 +356,20 @@ def test_note_acknowledged_but_not_stored_is_not_marked_delivered(
     [
         ("push_to_notes", "*/AddNotes", lambda s: len(s.get_notes())),
         ("push_to_call_logs", "*/AddCallHistory", lambda s: len(s.get_call_logs())),
-        ("push_to_production_notes", "*/AddInstallerJobNotes",
-         lambda s: len(s.get_production_notes())),
+        (
+            "push_to_production_notes",
+            "*/AddInstallerJobNotes",
+            lambda s: len(s.get_production_notes()),
+        ),
     ],
     ids=["prospect-note", "call-log", "production-note"],
 )
 def test_record_stored_by_lp_before_a_timeout_is_not_pushed_twice(
     emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch, flag: str, route: str, count: Any
 ) -> None:
-    monkeypatch.setattr(connectors.http, "DEFAULT_TIMEOUT", httpx.Timeout(0.8, connect=5.0))
+    from crmsync.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "http_timeout_seconds", 0.8)
     flags = {"push_to_notes": False, flag: True}
     tenant, integ = lp_tenant(emu, **flags)
     _, contact = synced(emu, integ)

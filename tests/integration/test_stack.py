@@ -101,7 +101,9 @@ def test_prefect_server_runs_on_its_own_postgres_database_with_bounded_retention
     assert _api(running, "GET", "/health") is True
     assert running["prefect_database"].split("?")[0].endswith(f"/{running['database']}")
     assert running["database"] not in os.environ["DATABASE_URL"]
-    server = _api(running, "GET", "/admin/settings")["server"]
+    settings = _api(running, "GET", "/admin/settings")
+    assert settings["ui_url"] == running["ui_url"]  # notification links point at this UI
+    server = settings["server"]
     vacuum = server["services"]["db_vacuum"]
     assert set(vacuum["enabled"]) == {"events", "flow_runs"}
     assert _duration(vacuum["retention_period"]) == stack.FLOW_RUN_RETENTION
