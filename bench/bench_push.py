@@ -47,6 +47,7 @@ def main() -> None:
         "DATABASE_URL": url_db,
         "CRMSYNC_DATA_DIR": str(ROOT / ".crmsync" / "bench"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "CRMSYNC_PUSH_BATCH_SIZE": "500",
     }
     env.setdefault("PREFECT_HOME", str(ROOT / ".crmsync" / "bench" / "prefect"))

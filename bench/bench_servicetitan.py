@@ -117,6 +117,7 @@ def main() -> None:
         "DATABASE_URL": base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else ""),
         "CRMSYNC_DATA_DIR": str(ROOT / ".crmsync" / "bench"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
     env.setdefault("PREFECT_HOME", str(ROOT / ".crmsync" / "bench" / "prefect"))
     port = free_port()

@@ -10,8 +10,9 @@ README's "Running the stack" section says how.
 
 Everything ``up`` starts is recorded in ``<data_dir>/stack/stack.json`` with its pid *and* the
 kernel's start time of that pid, so ``down`` stops exactly those processes and never one that
-merely reused a pid. Server and workers get their own session (process group), so ``down`` also
-reaches the flow-run processes a worker spawned (the process worker keeps them in its group).
+merely reused a pid. Server and workers each get their own session (process group), which
+``down`` signals as a whole; the flow runs a process worker started (each in a session of its
+own) end with their worker when it gets SIGTERM.
 
 Prefect's database: the PostgreSQL server of ``DATABASE_URL`` (a separate database, never the
 hub's), else the machine's PostgreSQL on 127.0.0.1:5432, else a private cluster in

@@ -23,6 +23,7 @@ from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import opaque
 from pydantic import Field
 
+from connectors.errors import AuthError, QuotaExceededError
 from crmsync.merge import MergeBatch, MergeCounts
 from crmsync.providers.base import FetchedPage
 from crmsync.sync import TenantBusyError
@@ -132,6 +133,7 @@ async def sync_tenant(
                 "integration %s: authentication failed: %s", integ.name, errors[integ.name]
             )
             continue
+        errors_exc: dict[str, BaseException] = {}
         for stream, independent in await list_streams(integ.id):
             totals = MergeCounts()
             seconds = {"fetch_s": 0.0, "map_s": 0.0, "merge_s": 0.0}
@@ -180,11 +182,16 @@ async def sync_tenant(
                 if ahead is not None and not ahead.done():
                     ahead.cancel()
                 errors[f"{integ.name}:{stream}"] = _safe(exc)
+                errors_exc[stream] = exc
                 logger.error("%s/%s failed: %s", integ.name, stream, _safe(exc))
             counts[f"{integ.name}:{stream}"] = {
                 **totals.as_dict(),
                 **{k: round(v, 3) for k, v in seconds.items()},
             }
+            if isinstance(errors_exc.get(stream), (AuthError, QuotaExceededError)):
+                # The credentials or the org's daily quota will not recover within this run:
+                # the remaining streams would only fail the same way (or spend the reserve).
+                break
     try:
         pushes = await push_activity(tenant_slug, include_deferred=True, run_id=run_id)
         counts["push"] = {k: v for k, v in pushes.items() if k != "errors"}

@@ -1,4 +1,5 @@
-"""``make demo``: the sandbox ServiceTitan on loopback, three demo tenants, two full syncs.
+"""``make demo``: the sandbox CRMs on loopback (ServiceTitan, LeadPerfection, improveit360),
+four demo tenants, two full syncs through Prefect.
 
 The first sync loads everything; the second, after a few records change in the emulator, shows
 the incremental path (only the changes are fetched and merged).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,10 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
     from crmsync import db, tenants
     from crmsync.cli import print_status, run_async
     from flows.sync import sync_all_tenants
+    from sandbox.leadperfection import LPClientSpec
+    from sandbox.leadperfection import run_emulator as run_lp
+    from sandbox.salesforce import OrgSpec
+    from sandbox.salesforce import run_emulator as run_sf
     from sandbox.servicetitan import TenantSpec, run_emulator
 
     app_key = "ak1.demo-" + secrets.token_hex(4)
@@ -42,16 +48,40 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
             )
         )
     os.environ["DEMO_ST_APP_KEY"] = app_key
+    lp_password, lp_appkey = secrets.token_hex(8), str(uuid.uuid4())
+    sf_secret, sf_refresh = secrets.token_hex(8), "5Aep861." + secrets.token_hex(8)
+    os.environ.update(
+        DEMO_LP_PASSWORD=lp_password,
+        DEMO_LP_APPKEY=lp_appkey,
+        DEMO_SF_SECRET=sf_secret,
+        DEMO_SF_REFRESH=sf_refresh,
+    )
+    lp_spec = LPClientSpec("wq55a", "api.demo", lp_password, lp_appkey, prospects=jobs, seed=5)
+    sf_spec = OrgSpec(
+        org_id="00D000000000001AAA",
+        client_id="3MVG9.demo",
+        client_secret=sf_secret,
+        username="api@dunn.example",
+        password="pw",
+        refresh_token=sf_refresh,
+        opportunities=jobs,
+        seed=6,
+    )
     console.rule("crmsync demo")
     t0 = time.perf_counter()
     db.upgrade()
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
     console.print(f"hub database ready ({where})")
-    with run_emulator(specs, port=port) as emu:
-        os.environ["DEMO_ST_URL"] = emu.url
+    with (
+        run_emulator(specs, port=port) as emu,
+        run_lp([lp_spec], port=port + 1) as lp,
+        run_sf([sf_spec], port=port + 2) as sf,
+    ):
+        os.environ.update(DEMO_ST_URL=emu.url, DEMO_LP_URL=lp.url, DEMO_SF_URL=sf.url)
         console.print(
             f"ServiceTitan emulator on {emu.url} with tenants {list(ST_TENANTS.values())}"
         )
+        console.print(f"LeadPerfection emulator on {lp.url}, improveit360 (Salesforce) on {sf.url}")
         result = tenants.apply(tenants.load(DEMO_FILE))
         console.print(f"tenants applied from {DEMO_FILE.name}: {result}")
 
