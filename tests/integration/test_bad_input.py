@@ -64,7 +64,7 @@ def test_hostile_records_are_rejected_with_a_reason_or_stored_safely_and_the_res
     integ = make_integration(tenant, settings={"opportunity_models": ["job"]})
     rng = random.Random(7)
     good = [good_job(i) for i in range(200)]
-    bad = hostile_jobs(rng, 1000)
+    bad = hostile_jobs(rng, 10_000)
     records = good + bad
     rng.shuffle(records)
     page = FetchedPage("jobs", [r for r in records if isinstance(r, dict) and r.get("id") is not None],
