@@ -43,11 +43,14 @@ user can see), as seed 000 says "any fields or values under these objects" sync.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import defaultdict
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
+import httpx
 import psycopg
 from pydantic import (
     BaseModel,
@@ -62,6 +65,8 @@ from connectors.errors import ConnectorError, PermanentError, ResponseFormatErro
 from connectors.salesforce import (
     DEFAULT_API_VERSION,
     DEFAULT_AUTH_URL,
+    NOTE_TITLE_MAX,
+    TASK_SUBJECT_MAX,
     SalesforceClient,
     SalesforceCredentials,
     normalize_api_version,
@@ -70,7 +75,13 @@ from connectors.salesforce import (
     soql_quote,
 )
 from crmsync.merge import MergeBatch, MirrorRow
-from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from crmsync.providers.base import (
+    FetchedPage,
+    IntegrationContext,
+    PushActivity,
+    PushTarget,
+    StreamCursor,
+)
 from crmsync.settings import get_settings
 from models.mappings.improveit360 import FieldPaths, map_sales_opportunity
 from models.normalize import normalize_email, parse_timestamp
@@ -334,6 +345,7 @@ def _client(ctx: IntegrationContext) -> SalesforceClient:
                 api_version=settings.api_version,
                 min_remaining_api_calls=settings.min_remaining_api_calls,
                 provider=PROVIDER,
+                timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
             )
             for old in [k for k in _clients if k[0] == ctx.id]:
                 del _clients[old]  # credentials or settings changed; in-flight calls finish
@@ -523,6 +535,192 @@ class Improveit360Provider:
         if opportunities:
             batch.opportunities = _compose(conn, ctx, settings, opportunities, overlay, batch)
         return batch
+
+    # -- push (crmsync.push; seed 000 "Hatch → improveit360", issue 4) -------------------------
+    #
+    # Each trigger's setting (``push_*``) lists where its events go; every location is one
+    # target, so one ledger row and one Salesforce record:
+    #
+    # * ``contact_note``: a classic Note whose ParentId is the Sales Opportunity's Contact;
+    # * ``opportunity_task``: a completed Task on the Sales Opportunity (WhatId), with its Contact
+    #   as WhoId (Task.WhoId takes only a Contact or Lead).
+    #
+    # Campaign events are pushed only when ``campaign_events`` lists them. Seed 000 has no
+    # "include the content" option: the communication is what it syncs, so notes and tasks carry
+    # the message, as LeadPerfection's notes do.
+    #
+    # The idempotency key travels twice: on the text's last line (``[ref hatch-…]``, from
+    # :func:`crmsync.push.render_text`) and at the end of the Note's Title / Task's Subject.
+    # Long text areas (Note.Body, Task.Description) cannot be filtered in SOQL, so the short field
+    # is what lets a retry after an ambiguous failure find an earlier copy with one query.
+    # Quota errors (403 REQUEST_LIMIT_EXCEEDED, or the client refusing to spend the org's last
+    # requests) are ConnectorErrors: the engine records that push as failed and retries it later.
+
+    def push_targets(self, ctx: IntegrationContext, activity: PushActivity) -> list[PushTarget]:
+        """The locations the trigger's ``push_*`` setting lists, in the order configured."""
+        settings = self._settings(ctx)
+        if activity.kind == "campaign_event":
+            if activity.campaign_event not in settings.campaign_events:
+                return []
+            where: list[PushLocation] = settings.push_campaign_events
+        else:
+            attr = _PUSH_SETTINGS.get(activity.kind)
+            if attr is None:
+                return []
+            where = getattr(settings, attr)
+        return [PushTarget(location, include_content=True) for location in where]
+
+    def resolve_parent(
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        activity: PushActivity,
+        target: PushTarget,
+    ) -> str | None:
+        """Where the record goes, from the contact's most recent Sales Opportunity of this
+        integration (the activity's own opportunity first when it names one of them).
+
+        ``contact_note``: the opportunity's Contact (External Contact ID), as ``"<Contact Id>"``.
+        ``opportunity_task``: see :class:`TaskRef`. Opportunities or contacts the details mark
+        ``IsDeleted`` are passed over (Salesforce refuses children of deleted records), as is
+        an opportunity without a Contact for a note; with none left the push waits.
+        """
+        settings = self._settings(ctx)
+        rows = conn.execute(
+            """
+            SELECT external_id, external_contact_id,
+                   coalesce(details->>'IsDeleted', 'false') = 'true',
+                   coalesce(details->>'contact:IsDeleted', 'false') = 'true'
+            FROM opportunity WHERE tenant_id = %s AND integration_id = %s AND contact_id = %s
+            ORDER BY (id = %s) DESC, external_updated_at DESC NULLS LAST, id DESC
+            """,
+            (ctx.tenant_id, ctx.id, activity.contact_id, activity.opportunity_id or 0),
+        ).fetchall()
+        for opportunity_id, contact_id, opportunity_deleted, contact_deleted in rows:
+            if opportunity_deleted:
+                continue
+            contact = contact_id if _is_sf_id(contact_id) and not contact_deleted else None
+            if target.name == CONTACT_NOTE:
+                if contact is not None:
+                    return str(contact)
+                continue
+            if target.name == OPPORTUNITY_TASK:
+                if not _is_sf_id(opportunity_id):
+                    continue
+                # WhoId must be a Contact (or Lead): a custom contact object cannot be one.
+                who = contact if settings.objects.contact == "Contact" else None
+                return TaskRef.for_activity(str(opportunity_id), who, activity).dump()
+            raise ValueError(f"unknown improveit360 push target {target.name!r}")
+        return None
+
+    def find_pushed(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, key: str
+    ) -> str | None:
+        """The Note under the Contact, or the Task on the Sales Opportunity, whose Title or
+        Subject carries ``key``: one SOQL query."""
+        client = _client(ctx)
+        if target.name == CONTACT_NOTE:
+            return client.find_record_with_key(
+                "Note", key, field="Title", parent_field="ParentId", parent_id=parent
+            )
+        if target.name == OPPORTUNITY_TASK:
+            ref = TaskRef.load(parent)
+            return client.find_record_with_key(
+                "Task", key, field="Subject", parent_field="WhatId", parent_id=ref.what_id
+            )
+        raise ValueError(f"unknown improveit360 push target {target.name!r}")
+
+    def create_push(
+        self, ctx: IntegrationContext, target: PushTarget, parent: str, text: str
+    ) -> str:
+        """Create the Note or the completed Task; its Title/Subject is the text's headline
+        followed by ``[<key>]``, its Body/Description the whole text."""
+        client = _client(ctx)
+        key = push_key_in(text)
+        headline = text.splitlines()[0]
+        if target.name == CONTACT_NOTE:
+            return client.create_note(parent, keyed_title(headline, key, NOTE_TITLE_MAX), text)
+        if target.name == OPPORTUNITY_TASK:
+            ref = TaskRef.load(parent)
+            return client.create_task(
+                ref.who_id,
+                ref.what_id,
+                keyed_title(headline, key, TASK_SUBJECT_MAX),
+                text,
+                "Completed",
+                activity_date=ref.activity_date,
+            )
+        raise ValueError(f"unknown improveit360 push target {target.name!r}")
+
+
+# -- push helpers ------------------------------------------------------------------------------
+
+CONTACT_NOTE: PushLocation = "contact_note"
+OPPORTUNITY_TASK: PushLocation = "opportunity_task"
+_PUSH_SETTINGS: dict[str, str] = {
+    "outbound_campaign_message": "push_outgoing_campaign_messages",
+    "outbound_manual_message": "push_outgoing_manual_messages",
+    "inbound_message": "push_incoming_messages",
+}
+_KEY_LINE = re.compile(r"\[ref (hatch-[0-9a-f]+)\]")
+_SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+
+
+def _is_sf_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_SF_ID.match(value))
+
+
+def push_key_in(text: str) -> str:
+    """The idempotency key :func:`crmsync.push.render_text` puts on the text's last line."""
+    keys = _KEY_LINE.findall(text)
+    if not keys:
+        raise ValueError("push text carries no [ref hatch-…] key")
+    return str(keys[-1])
+
+
+def keyed_title(headline: str, key: str, limit: int) -> str:
+    """``"<headline> [<key>]"`` within ``limit`` characters: the headline is shortened, never the
+    key (the connector would cut the end, and with it the key the retry check looks for)."""
+    suffix = f" [{key}]"
+    room = limit - len(suffix)
+    if room < 1:
+        raise ValueError(f"a {limit}-character field cannot hold the key {key!r}")
+    head = headline.strip()
+    if len(head) > room:
+        head = head[: room - 1].rstrip() + "…"
+    return head + suffix
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """An ``opportunity_task`` push's parent (the ledger's ``target_ref``):
+    ``"<Sales Opportunity Id>/<Contact Id or empty>/<ActivityDate>"``.
+
+    ``create_push`` only receives the rendered text, so the Task's WhoId and ActivityDate (the
+    activity's UTC date: a completed Task shows in the activity history under that date) travel
+    here, fixed when the parent is resolved.
+    """
+
+    what_id: str
+    who_id: str | None
+    activity_date: date
+
+    @classmethod
+    def for_activity(cls, what_id: str, who_id: str | None, activity: PushActivity) -> TaskRef:
+        return cls(what_id, who_id, activity.occurred_at.astimezone(UTC).date())
+
+    def dump(self) -> str:
+        return f"{self.what_id}/{self.who_id or ''}/{self.activity_date.isoformat()}"
+
+    @classmethod
+    def load(cls, text: str) -> TaskRef:
+        try:
+            what_id, who_id, day = text.split("/", 2)
+            if not _is_sf_id(what_id) or (who_id and not _is_sf_id(who_id)):
+                raise ValueError
+            return cls(what_id, who_id or None, date.fromisoformat(day))
+        except ValueError:
+            raise ValueError(f"not an improveit360 task reference: {text[:80]!r}") from None
 
 
 # -- mirror and composition ------------------------------------------------------------------------
