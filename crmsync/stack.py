@@ -1012,9 +1012,13 @@ def null_body_params_take_defaults() -> None:
     substituted the default for a null optional parameter; this restores that in the server
     process only. Nested values and single-model bodies (PATCH payloads) are not affected.
     """
+    import fastapi
     from fastapi._compat import Undefined
     from fastapi.dependencies import utils
 
+    major, minor = (int(x) for x in fastapi.__version__.split(".")[:2])
+    if (major, minor) < (0, 151):  # the locked FastAPI still treats null as "not given"
+        return
     original = utils._validate_value_with_model_field
     if getattr(original, "_crmsync_patched", False):
         return
@@ -1043,9 +1047,15 @@ def hybrid_setters_ignored_in_bulk_dml() -> None:
     def ignore(cls: Any, mapping: Any, value: Any) -> None:
         return None
 
+    if not hasattr(hybrid_property, "bulk_dml"):  # SQLAlchemy 2.0 (pinned): nothing to restore
+        return
     for model in (orm_models.FlowRun, orm_models.TaskRun):
         for attr in vars(model).values():
-            if isinstance(attr, hybrid_property) and attr.fset and not attr.bulk_dml_setter:
+            if (
+                isinstance(attr, hybrid_property)
+                and attr.fset
+                and not getattr(attr, "bulk_dml_setter", None)
+            ):
                 attr.bulk_dml_setter = ignore
 
 
