@@ -51,12 +51,35 @@ def main() -> None:
         "CRMSYNC_PUSH_BATCH_SIZE": "500",
     }
     env.setdefault("PREFECT_HOME", str(ROOT / ".crmsync" / "bench" / "prefect"))
-    os.environ.update({k: v for k, v in env.items() if k in ("DATABASE_URL", "CRMSYNC_DATA_DIR", "PREFECT_HOME", "PREFECT_LOGGING_LEVEL", "CRMSYNC_PUSH_BATCH_SIZE")})
+    os.environ.update(
+        {
+            k: v
+            for k, v in env.items()
+            if k
+            in (
+                "DATABASE_URL",
+                "CRMSYNC_DATA_DIR",
+                "PREFECT_HOME",
+                "PREFECT_LOGGING_LEVEL",
+                "CRMSYNC_PUSH_BATCH_SIZE",
+            )
+        }
+    )
     port = free_port()
     emu = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.servicetitan", "--port", str(port), "--rate-limit",
-         str(args.rate_limit), "--tenant", f"{ST_TENANT}:cid.pb:cs1.pb:{APP_KEY}:jobs=300,customers=200,memberships=0"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "sandbox.servicetitan",
+            "--port",
+            str(port),
+            "--rate-limit",
+            str(args.rate_limit),
+            "--tenant",
+            f"{ST_TENANT}:cid.pb:cs1.pb:{APP_KEY}:jobs=300,customers=200,memberships=0",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     worker = None
     try:
@@ -71,28 +94,50 @@ def main() -> None:
             "        settings: {opportunity_models: [job], push_outgoing_campaign_messages: job,"
             " push_outgoing_campaign_messages_content: true}\n"
         )
-        run = lambda *a: subprocess.run([sys.executable, "-m", "crmsync", *a], cwd=ROOT, env=env, check=True,  # noqa: E731
-                                        capture_output=True)
+
+        def run(*a: str) -> None:
+            subprocess.run(
+                [sys.executable, "-m", "crmsync", *a],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+
         run("tenants", "apply", str(tenants_file))
         run("sync", "--tenant", "pushbench")
 
         from crmsync import db, push
 
         with db.connect() as conn:
-            tenant_id, = conn.execute("SELECT id FROM tenant WHERE slug = 'pushbench'").fetchone()  # type: ignore[misc]
-            contacts = [r[0] for r in conn.execute("SELECT DISTINCT contact_id FROM opportunity").fetchall()]
+            (tenant_id,) = conn.execute("SELECT id FROM tenant WHERE slug = 'pushbench'").fetchone()  # type: ignore[misc]
+            contacts = [
+                r[0] for r in conn.execute("SELECT DISTINCT contact_id FROM opportunity").fetchall()
+            ]
 
         def add(i: int) -> int:
-            return push.record_activity(push.ActivityIn(
-                tenant_id=tenant_id, contact_id=contacts[i % len(contacts)],
-                kind="outbound_campaign_message", channel="sms", campaign_name="Bench",
-                body=f"message {i}"))
+            return push.record_activity(
+                push.ActivityIn(
+                    tenant_id=tenant_id,
+                    contact_id=contacts[i % len(contacts)],
+                    kind="outbound_campaign_message",
+                    channel="sms",
+                    campaign_name="Bench",
+                    body=f"message {i}",
+                )
+            )
 
         for i in range(args.activities):
             add(i)
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "crmsync", "push", "--tenant", "pushbench"],
-                             cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "crmsync", "push", "--tenant", "pushbench"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         with db.connect() as conn:
             delivered, first, last = conn.execute(
@@ -103,12 +148,19 @@ def main() -> None:
             ).fetchall()
         print("ledger:", by_status)
         span = (last - first).total_seconds() if delivered > 1 else float("nan")
-        print(f"throughput: {delivered} of {args.activities} delivered; "
-              f"{delivered / span:.1f} activities/s while delivering ({span:.1f} s), "
-              f"{delivered / wall:.1f}/s including process start ({wall:.1f} s); emulator limit {args.rate_limit:g} req/s")
+        print(
+            f"throughput: {delivered} of {args.activities} delivered; "
+            f"{delivered / span:.1f} activities/s while delivering ({span:.1f} s), "
+            f"{delivered / wall:.1f}/s including process start ({wall:.1f} s); emulator limit {args.rate_limit:g} req/s"
+        )
 
-        worker = subprocess.Popen([sys.executable, "-m", "crmsync", "push-worker"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "crmsync", "push-worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(15)  # the worker's first flow run starts Prefect's local API
         ids = []
         for i in range(args.latency_samples):
@@ -126,15 +178,22 @@ def main() -> None:
                 break
             time.sleep(0.5)
         with db.connect() as conn:
-            print("ledger:", conn.execute(
-                "SELECT status, count(*), max(last_error) FROM push_ledger WHERE activity_id = ANY(%s) "
-                "GROUP BY 1", (ids,)).fetchall())
+            print(
+                "ledger:",
+                conn.execute(
+                    "SELECT status, count(*), max(last_error) FROM push_ledger WHERE activity_id = ANY(%s) "
+                    "GROUP BY 1",
+                    (ids,),
+                ).fetchall(),
+            )
         values = sorted(float(v[0]) for v in lat)
         if values:
-            p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+            p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
             print("latencies:", [round(v, 2) for v in values])
-            print(f"latency (push-worker): n={len(values)} p50={statistics.median(values):.3f} s "
-                  f"p95={p95:.3f} s max={values[-1]:.3f} s")
+            print(
+                f"latency (push-worker): n={len(values)} p50={statistics.median(values):.3f} s "
+                f"p95={p95:.3f} s max={values[-1]:.3f} s"
+            )
         else:
             print("latency: nothing delivered", out.stdout[-500:])
     finally:

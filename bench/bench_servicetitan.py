@@ -123,16 +123,26 @@ def main() -> None:
     port = free_port()
     customers = max(1, args.jobs // 2)
     emu = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.servicetitan", "--port", str(port),
-         "--tenant", f"{ST_TENANT}:cid.bench:cs1.bench:{APP_KEY}:jobs={args.jobs},"
-         f"customers={customers},memberships=0"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "sandbox.servicetitan",
+            "--port",
+            str(port),
+            "--tenant",
+            f"{ST_TENANT}:cid.bench:cs1.bench:{APP_KEY}:jobs={args.jobs},"
+            f"customers={customers},memberships=0",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         url = f"http://127.0.0.1:{port}"
         t0 = time.perf_counter()
         wait_http(url)
-        print(f"emulator ready in {time.perf_counter() - t0:.1f} s ({args.jobs} jobs, {customers} customers)")
+        print(
+            f"emulator ready in {time.perf_counter() - t0:.1f} s ({args.jobs} jobs, {customers} customers)"
+        )
         tenants_file = ROOT / ".crmsync" / "bench" / "tenants.yaml"
         tenants_file.parent.mkdir(parents=True, exist_ok=True)
         tenants_file.write_text(
@@ -141,13 +151,20 @@ def main() -> None:
             f"        credentials: {{client_id: cid.bench, client_secret: cs1.bench, app_key: {APP_KEY}, tenant_id: '{ST_TENANT}'}}\n"
             "        settings: {opportunity_models: [job]}\n"
         )
-        subprocess.run([sys.executable, "-m", "crmsync", "tenants", "apply", str(tenants_file)],
-                       cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "crmsync", "tenants", "apply", str(tenants_file)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
         results = []
         for ph in ("first", "resync"):
             proc = subprocess.run(
-                [sys.executable, __file__, "--phase", ph], cwd=ROOT, env=env,
-                capture_output=True, text=True,
+                [sys.executable, __file__, "--phase", ph],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
             )
             if proc.returncode:
                 raise SystemExit(f"phase {ph} failed:\n{proc.stderr[-3000:]}")
@@ -155,7 +172,7 @@ def main() -> None:
             print(f"{ph}:")
             print("\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("STREAM ")))
             line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-            results.append(json.loads(line[len("RESULT "):]))
+            results.append(json.loads(line[len("RESULT ") :]))
         print()
         cols = list(results[0])
         print(" | ".join(cols))

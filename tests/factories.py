@@ -36,8 +36,13 @@ def make_integration(
     }
     with db.session() as s:
         i = Integration(
-            tenant_id=tenant_id, name=name, provider=provider, base_url=base_url,
-            auth_url=auth_url, credentials=crypto.encrypt_json(creds), settings=settings or {},
+            tenant_id=tenant_id,
+            name=name,
+            provider=provider,
+            base_url=base_url,
+            auth_url=auth_url,
+            credentials=crypto.encrypt_json(creds),
+            settings=settings or {},
         )
         s.add(i)
         s.commit()
@@ -64,8 +69,15 @@ def opp(
     details: dict[str, Any] | None = None,
 ) -> MappedOpportunity:
     return MappedOpportunity(
-        model=model, external_id=external_id, external_contact_id=contact,
-        external_created_at=created or ts(1), external_updated_at=updated or ts(2),
-        email=email, first_name=first, last_name=last, phone=phone, status=status,
+        model=model,
+        external_id=external_id,
+        external_contact_id=contact,
+        external_created_at=created or ts(1),
+        external_updated_at=updated or ts(2),
+        email=email,
+        first_name=first,
+        last_name=last,
+        phone=phone,
+        status=status,
         details=details or {"id": external_id},
     )

@@ -8,7 +8,6 @@ Create Date: 2026-11-23 18:53:40.334389
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 from sqlalchemy.dialects import postgresql
 

@@ -8,9 +8,7 @@ Create Date: 2026-11-23 19:25:59.033090
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
-
 
 revision: str = "0003"
 down_revision: str | None = "0002"

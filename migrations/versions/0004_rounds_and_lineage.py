@@ -8,9 +8,7 @@ Create Date: 2026-11-23 19:43:11.101816
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
-
 
 revision: str = "0004"
 down_revision: str | None = "0003"

@@ -27,8 +27,12 @@ HOSTILE_TEXT = [
 
 def good_job(i: int) -> dict[str, Any]:
     return {
-        "id": 1_000 + i, "customerId": 50, "locationId": 60, "jobStatus": "Scheduled",
-        "createdOn": "2026-11-01T10:00:00Z", "modifiedOn": "2026-11-02T10:00:00Z",
+        "id": 1_000 + i,
+        "customerId": 50,
+        "locationId": 60,
+        "jobStatus": "Scheduled",
+        "createdOn": "2026-11-01T10:00:00Z",
+        "modifiedOn": "2026-11-02T10:00:00Z",
     }
 
 
@@ -67,19 +71,28 @@ def test_hostile_records_are_rejected_with_a_reason_or_stored_safely_and_the_res
     bad = hostile_jobs(rng, 10_000)
     records = good + bad
     rng.shuffle(records)
-    page = FetchedPage("jobs", [r for r in records if isinstance(r, dict) and r.get("id") is not None],
-                       "cursor-1", False,
-                       invalid=[(r, "jobs record without an id") for r in records
-                                if not (isinstance(r, dict) and r.get("id") is not None)])
+    page = FetchedPage(
+        "jobs",
+        [r for r in records if isinstance(r, dict) and r.get("id") is not None],
+        "cursor-1",
+        False,
+        invalid=[
+            (r, "jobs record without an id")
+            for r in records
+            if not (isinstance(r, dict) and r.get("id") is not None)
+        ],
+    )
     batch = sync.map_page(integ, page)
     counts = sync.merge(batch, None)
     with db.connect() as conn:
         opps = conn.execute("SELECT count(*) FROM opportunity").fetchone()[0]  # type: ignore[index]
-        rejected = conn.execute("SELECT count(*), count(*) FILTER (WHERE reason = '') "
-                                "FROM rejected_record").fetchone()
+        rejected = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reason = '') FROM rejected_record"
+        ).fetchone()
         (cursor,) = conn.execute("SELECT cursor FROM sync_cursor").fetchone()  # type: ignore[misc]
-        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename IN "
-                              "('opportunity', 'contact')").fetchone()
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('opportunity', 'contact')"
+        ).fetchone()
     assert counts.fetched == len(records)
     # Every record is accounted for: merged (good or harmless oddities) or rejected with a reason.
     assert opps + rejected[0] >= len({str(r["id"]) for r in good}) + 1
@@ -96,7 +109,9 @@ def test_a_record_whose_timestamp_is_not_a_timestamp_is_rejected_naming_the_fiel
     batch = sync.map_page(integ, FetchedPage("jobs", [job, good_job(2)], "c", False))
     sync.merge(batch, None)
     with db.connect() as conn:
-        rows = conn.execute("SELECT external_key, reason, payload->>'modifiedOn' FROM rejected_record").fetchall()
+        rows = conn.execute(
+            "SELECT external_key, reason, payload->>'modifiedOn' FROM rejected_record"
+        ).fetchall()
         merged = conn.execute("SELECT external_id FROM opportunity").fetchall()
     assert rows == [("1001", rows[0][1], "yesterday")] and "modifiedOn" in rows[0][1]
     assert merged == [("1002",)]

@@ -22,8 +22,16 @@ APP_KEY = "ak1.faults"
 
 @pytest.fixture
 def emulator() -> Iterator[Any]:
-    spec = TenantSpec(tenant_id=501, client_id="cid.501", client_secret="cs1.501", app_key=APP_KEY,
-                      customers=25, jobs=40, memberships=10, seed=9)
+    spec = TenantSpec(
+        tenant_id=501,
+        client_id="cid.501",
+        client_secret="cs1.501",
+        app_key=APP_KEY,
+        customers=25,
+        jobs=40,
+        memberships=10,
+        seed=9,
+    )
     with run_emulator([spec], port=0, export_page_size=6, fault_seed=3) as emu:
         yield emu
 
@@ -33,7 +41,9 @@ def snapshot(slug: str) -> list[tuple[Any, ...]]:
         return conn.execute(
             "SELECT o.model, o.external_id, o.external_updated_at, o.email, o.phone, o.first_name, "
             "o.last_name, o.status, o.details FROM opportunity o JOIN tenant t ON t.id = o.tenant_id "
-            "WHERE t.slug = %s ORDER BY 1, 2", (slug,)).fetchall()
+            "WHERE t.slug = %s ORDER BY 1, 2",
+            (slug,),
+        ).fetchall()
 
 
 def test_ten_percent_crm_faults_lose_and_double_nothing(
@@ -45,10 +55,15 @@ def test_ten_percent_crm_faults_lose_and_double_nothing(
     for slug in ("faulty", "clean"):
         make_integration(
             make_tenant(slug),
-            credentials={"client_id": "cid.501", "client_secret": "cs1.501", "app_key": APP_KEY,
-                         "tenant_id": "501"},
+            credentials={
+                "client_id": "cid.501",
+                "client_secret": "cs1.501",
+                "app_key": APP_KEY,
+                "tenant_id": "501",
+            },
             settings={"opportunity_models": ["job", "membership"]},
-            base_url=emulator.url, auth_url=emulator.url + "/connect/token",
+            base_url=emulator.url,
+            auth_url=emulator.url + "/connect/token",
         )
     for kind, extra in (
         ("status", {"status": 429, "retry_after": 1}),

@@ -26,9 +26,16 @@ def merge(
     rejects: list[RejectedRecord] | None = None,
 ) -> MergeCounts:
     batch = MergeBatch(
-        tenant_id=tenant, integration_id=integ, stream="jobs", opportunities=opps,
-        placeholder_emails=placeholders, match_on_created_at=on_created, cursor=cursor,
-        set_cursor=cursor is not None, rejects=rejects or [], fetched=len(opps),
+        tenant_id=tenant,
+        integration_id=integ,
+        stream="jobs",
+        opportunities=opps,
+        placeholder_emails=placeholders,
+        match_on_created_at=on_created,
+        cursor=cursor,
+        set_cursor=cursor is not None,
+        rejects=rejects or [],
+        fetched=len(opps),
     )
     with db.connect() as conn:
         return merge_batch(conn, batch, None)
@@ -45,7 +52,9 @@ def st() -> tuple[int, int]:
     return tenant, make_integration(tenant)
 
 
-def test_opportunity_replaces_the_existing_one_when_external_id_matches(st: tuple[int, int]) -> None:
+def test_opportunity_replaces_the_existing_one_when_external_id_matches(
+    st: tuple[int, int],
+) -> None:
     merge(*st, [opp("J1", status="Scheduled", updated=ts(2))])
     counts = merge(*st, [opp("J1", status="Completed", updated=ts(3))])
     assert (counts.created, counts.updated) == (0, 1)
@@ -109,7 +118,10 @@ def test_placeholder_email_in_the_same_page_never_merges_two_people(st: tuple[in
     ph = frozenset({"noemail@acme.com"})
     merge(
         *st,
-        [opp("J1", contact="C1", email="noemail@acme.com"), opp("J2", contact="C2", email="noemail@acme.com")],
+        [
+            opp("J1", contact="C1", email="noemail@acme.com"),
+            opp("J2", contact="C2", email="noemail@acme.com"),
+        ],
         placeholders=ph,
     )
     assert rows("SELECT count(*) FROM contact") == [(2,)]
@@ -126,7 +138,10 @@ def test_new_contact_is_created_when_nothing_matches(st: tuple[int, int]) -> Non
 def test_records_of_one_page_that_share_a_phone_get_one_new_contact(st: tuple[int, int]) -> None:
     counts = merge(
         *st,
-        [opp("J1", contact="C1", phone="+15550002222"), opp("J2", contact="C2", phone="+15550002222")],
+        [
+            opp("J1", contact="C1", phone="+15550002222"),
+            opp("J2", contact="C2", phone="+15550002222"),
+        ],
     )
     assert counts.contacts_created == 1
     assert rows("SELECT count(DISTINCT contact_id) FROM opportunity") == [(1,)]
@@ -237,7 +252,9 @@ def test_merge_uses_a_fixed_number_of_statements_per_page(st: tuple[int, int]) -
         try:
             merge_batch(
                 conn,
-                MergeBatch(tenant_id=st[0], integration_id=st[1], stream="jobs", opportunities=page),
+                MergeBatch(
+                    tenant_id=st[0], integration_id=st[1], stream="jobs", opportunities=page
+                ),
                 None,
             )
         finally:

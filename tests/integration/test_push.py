@@ -24,8 +24,16 @@ NOW_POLICY = PushPolicy(retry_delay_seconds=0, defer_seconds=0, orphan_after_sec
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Any]:
     specs = [
-        TenantSpec(tenant_id=t, client_id=f"cid.{t}", client_secret=f"cs1.{t}", app_key=APP_KEY,
-                   customers=5, jobs=8, memberships=0, seed=t)
+        TenantSpec(
+            tenant_id=t,
+            client_id=f"cid.{t}",
+            client_secret=f"cs1.{t}",
+            app_key=APP_KEY,
+            customers=5,
+            jobs=8,
+            memberships=0,
+            seed=t,
+        )
         for t in (201, 202)
     ]
     with run_emulator(specs, port=0) as emu:
@@ -45,10 +53,15 @@ def st_tenant(emu: Any, slug: str, st_id: int, **settings: Any) -> tuple[int, in
     tenant = make_tenant(slug)
     integ = make_integration(
         tenant,
-        credentials={"client_id": f"cid.{st_id}", "client_secret": f"cs1.{st_id}",
-                     "app_key": APP_KEY, "tenant_id": str(st_id)},
+        credentials={
+            "client_id": f"cid.{st_id}",
+            "client_secret": f"cs1.{st_id}",
+            "app_key": APP_KEY,
+            "tenant_id": str(st_id),
+        },
         settings={"opportunity_models": ["job"], **settings},
-        base_url=emu.url, auth_url=emu.url + "/connect/token",
+        base_url=emu.url,
+        auth_url=emu.url + "/connect/token",
     )
     return tenant, integ
 
@@ -59,23 +72,35 @@ def job_of(emu: Any, st_id: int, index: int = 0) -> dict[str, Any]:
 
 def synced_contact(tenant: int, integ: int, job: dict[str, Any]) -> int:
     """Merge one job opportunity the way a pull would; returns its contact id."""
-    o = opp(str(job["id"]), contact=str(job["customerId"]),
-            details={"customer:id": job["customerId"], "locationId": job["locationId"]})
+    o = opp(
+        str(job["id"]),
+        contact=str(job["customerId"]),
+        details={"customer:id": job["customerId"], "locationId": job["locationId"]},
+    )
     with db.connect() as conn:
-        merge_batch(conn, MergeBatch(tenant_id=tenant, integration_id=integ, stream="jobs",
-                                     opportunities=[o]), None)
-        (cid,) = conn.execute("SELECT contact_id FROM opportunity WHERE integration_id = %s "
-                              "AND external_id = %s", (integ, str(job["id"]))).fetchone()  # type: ignore[misc]
+        merge_batch(
+            conn,
+            MergeBatch(tenant_id=tenant, integration_id=integ, stream="jobs", opportunities=[o]),
+            None,
+        )
+        (cid,) = conn.execute(
+            "SELECT contact_id FROM opportunity WHERE integration_id = %s AND external_id = %s",
+            (integ, str(job["id"])),
+        ).fetchone()  # type: ignore[misc]
     return int(cid)
 
 
 def activity(tenant: int, contact: int, kind: str = "outbound_campaign_message", **kw: Any) -> int:
-    defaults: dict[str, Any] = {"channel": "sms", "campaign_name": "Spring Tune-up",
-                                "body": "Hi Ann, time for your tune-up!"}
+    defaults: dict[str, Any] = {
+        "channel": "sms",
+        "campaign_name": "Spring Tune-up",
+        "body": "Hi Ann, time for your tune-up!",
+    }
     if kind == "campaign_event":
         defaults = {"campaign_event": "launched", "campaign_name": "Spring Tune-up"}
-    return push.record_activity(push.ActivityIn(tenant_id=tenant, contact_id=contact, kind=kind,
-                                                **{**defaults, **kw}))  # type: ignore[arg-type]
+    return push.record_activity(
+        push.ActivityIn(tenant_id=tenant, contact_id=contact, kind=kind, **{**defaults, **kw})
+    )  # type: ignore[arg-type]
 
 
 def run(tenant: int, policy: PushPolicy = NOW_POLICY, **kw: Any) -> push.PushCounts:
@@ -85,13 +110,20 @@ def run(tenant: int, policy: PushPolicy = NOW_POLICY, **kw: Any) -> push.PushCou
 
 def ledger(tenant: int) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
-        return conn.execute("SELECT target, status, attempts FROM push_ledger WHERE tenant_id = %s "
-                            "ORDER BY id", (tenant,)).fetchall()
+        return conn.execute(
+            "SELECT target, status, attempts FROM push_ledger WHERE tenant_id = %s ORDER BY id",
+            (tenant,),
+        ).fetchall()
 
 
 def test_campaign_message_becomes_a_job_note_with_content_when_configured(emulator: Any) -> None:
-    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job",
-                              push_outgoing_campaign_messages_content=True)
+    tenant, integ = st_tenant(
+        emulator,
+        "acme",
+        201,
+        push_outgoing_campaign_messages="job",
+        push_outgoing_campaign_messages_content=True,
+    )
     job = job_of(emulator, 201)
     activity(tenant, synced_contact(tenant, integ, job))
     assert run(tenant).delivered == 1
@@ -113,7 +145,12 @@ def test_message_content_is_left_out_when_not_configured(emulator: Any) -> None:
     ("kind", "setting", "where", "extra"),
     [
         ("inbound_message", "push_incoming_messages", "customer", {"channel": "call"}),
-        ("outbound_manual_message", "push_outgoing_manual_messages", "location", {"channel": "email"}),
+        (
+            "outbound_manual_message",
+            "push_outgoing_manual_messages",
+            "location",
+            {"channel": "email"},
+        ),
         ("campaign_event", "push_campaign_events", "customer", {}),
     ],
 )
@@ -149,16 +186,20 @@ def test_rerunning_push_any_number_of_times_never_creates_a_second_note(emulator
 def test_push_is_deferred_until_the_parent_record_is_synced(emulator: Any) -> None:
     tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
     with db.connect() as conn:
-        (contact,) = conn.execute("INSERT INTO contact (tenant_id, email) VALUES (%s, 'x@y.com') "
-                                  "RETURNING id", (tenant,)).fetchone()  # type: ignore[misc]
+        (contact,) = conn.execute(
+            "INSERT INTO contact (tenant_id, email) VALUES (%s, 'x@y.com') RETURNING id", (tenant,)
+        ).fetchone()  # type: ignore[misc]
         conn.commit()
     activity(tenant, contact)
     assert run(tenant).deferred == 1
     job = job_of(emulator, 201, 5)
     o = opp(str(job["id"]), contact="late-customer", email="x@y.com")
     with db.connect() as conn:
-        merge_batch(conn, MergeBatch(tenant_id=tenant, integration_id=integ, stream="jobs",
-                                     opportunities=[o]), None)
+        merge_batch(
+            conn,
+            MergeBatch(tenant_id=tenant, integration_id=integ, stream="jobs", opportunities=[o]),
+            None,
+        )
     counts = push.deliver(tenant, recheck_deferred_before=datetime.now(UTC), policy=NOW_POLICY)
     assert counts.delivered == 1
     assert len(emulator.state.get_notes(201, "job", job["id"])) == 1
@@ -167,8 +208,9 @@ def test_push_is_deferred_until_the_parent_record_is_synced(emulator: Any) -> No
 def test_push_is_orphaned_after_the_grace_period(emulator: Any) -> None:
     tenant, _ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
     with db.connect() as conn:
-        (contact,) = conn.execute("INSERT INTO contact (tenant_id) VALUES (%s) RETURNING id",
-                                  (tenant,)).fetchone()  # type: ignore[misc]
+        (contact,) = conn.execute(
+            "INSERT INTO contact (tenant_id) VALUES (%s) RETURNING id", (tenant,)
+        ).fetchone()  # type: ignore[misc]
         conn.commit()
     activity(tenant, contact, occurred_at=datetime.now(UTC) - timedelta(hours=2))
     assert run(tenant).orphaned == 1
@@ -243,8 +285,9 @@ def test_two_tenants_outboxes_never_cross(emulator: Any) -> None:
 def test_activity_for_a_contact_of_another_tenant_is_refused() -> None:
     a, b = make_tenant("alpha"), make_tenant("bravo")
     with db.connect() as conn:
-        (contact,) = conn.execute("INSERT INTO contact (tenant_id) VALUES (%s) RETURNING id",
-                                  (b,)).fetchone()  # type: ignore[misc]
+        (contact,) = conn.execute(
+            "INSERT INTO contact (tenant_id) VALUES (%s) RETURNING id", (b,)
+        ).fetchone()  # type: ignore[misc]
         conn.commit()
     with pytest.raises(LookupError, match="does not exist in tenant"):
         activity(a, contact)

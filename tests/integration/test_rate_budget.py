@@ -17,14 +17,24 @@ from tests.factories import make_integration, make_tenant
 pytestmark = [pytest.mark.usefixtures("clean_db", "prefect_api"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 APP_KEY = "ak1.shared-app"
-LIMIT = 10  # requests/second of the emulated app (ServiceTitan's is 60; smaller keeps the test short)
+LIMIT = (
+    10  # requests/second of the emulated app (ServiceTitan's is 60; smaller keeps the test short)
+)
 
 
 @pytest.fixture
 def emulator() -> Iterator[Any]:
     specs = [
-        TenantSpec(tenant_id=t, client_id=f"cid.{t}", client_secret=f"cs1.{t}", app_key=APP_KEY,
-                   customers=8, jobs=10, memberships=0, seed=t)
+        TenantSpec(
+            tenant_id=t,
+            client_id=f"cid.{t}",
+            client_secret=f"cs1.{t}",
+            app_key=APP_KEY,
+            customers=8,
+            jobs=10,
+            memberships=0,
+            seed=t,
+        )
         for t in (301, 302)
     ]
     with run_emulator(specs, port=0, export_page_size=3, rate_limit_per_second=LIMIT) as emu:
@@ -37,10 +47,15 @@ def test_tenants_of_one_app_on_two_workers_stay_within_the_app_rate_limit(emulat
     for slug, st_id in (("north", 301), ("south", 302)):
         make_integration(
             make_tenant(slug),
-            credentials={"client_id": f"cid.{st_id}", "client_secret": f"cs1.{st_id}",
-                         "app_key": APP_KEY, "tenant_id": str(st_id)},
+            credentials={
+                "client_id": f"cid.{st_id}",
+                "client_secret": f"cs1.{st_id}",
+                "app_key": APP_KEY,
+                "tenant_id": str(st_id),
+            },
             settings={"opportunity_models": ["job"]},
-            base_url=emulator.url, auth_url=emulator.url + "/connect/token",
+            base_url=emulator.url,
+            auth_url=emulator.url + "/connect/token",
         )
     env = {
         **os.environ,
@@ -49,8 +64,13 @@ def test_tenants_of_one_app_on_two_workers_stay_within_the_app_rate_limit(emulat
         "CRMSYNC_SERVICETITAN_REQUESTS_PER_SECOND": str(LIMIT),
     }
     workers = [
-        subprocess.Popen([sys.executable, "-m", "crmsync", "sync", "--tenant", slug], cwd=ROOT,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [sys.executable, "-m", "crmsync", "sync", "--tenant", slug],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for slug in ("north", "south")
     ]
     outputs = [w.communicate(timeout=240)[0].decode() for w in workers]

@@ -34,8 +34,16 @@ def test_credentials_never_leave_the_encrypted_column() -> None:
     good_secret = "cs1." + secrets.token_hex(16)
     bad_secret = "cs1." + secrets.token_hex(16)
     app_key = "ak1." + secrets.token_hex(16)
-    spec = TenantSpec(tenant_id=401, client_id="cid.401", client_secret=good_secret,
-                      app_key=app_key, customers=10, jobs=12, memberships=0, seed=4)
+    spec = TenantSpec(
+        tenant_id=401,
+        client_id="cid.401",
+        client_secret=good_secret,
+        app_key=app_key,
+        customers=10,
+        jobs=12,
+        memberships=0,
+        seed=4,
+    )
     handler = _Collect()
     root = logging.getLogger()
     root.addHandler(handler)
@@ -46,17 +54,28 @@ def test_credentials_never_leave_the_encrypted_column() -> None:
             for slug, secret_value in (("good", good_secret), ("bad", bad_secret)):
                 make_integration(
                     make_tenant(slug),
-                    credentials={"client_id": "cid.401", "client_secret": secret_value,
-                                 "app_key": app_key, "tenant_id": "401"},
+                    credentials={
+                        "client_id": "cid.401",
+                        "client_secret": secret_value,
+                        "app_key": app_key,
+                        "tenant_id": "401",
+                    },
                     settings={"opportunity_models": ["job"], "push_campaign_events": "customer"},
-                    base_url=emu.url, auth_url=emu.url + "/connect/token",
+                    base_url=emu.url,
+                    auth_url=emu.url + "/connect/token",
                 )
             summary = asyncio.run(sync_tenant("good"))
             with db.connect() as conn:
                 (contact,) = conn.execute("SELECT min(contact_id) FROM opportunity").fetchone()  # type: ignore[misc]
                 (tenant_id,) = conn.execute("SELECT id FROM tenant WHERE slug = 'good'").fetchone()  # type: ignore[misc]
-            push.record_activity(push.ActivityIn(tenant_id=tenant_id, contact_id=contact,
-                                                 kind="campaign_event", campaign_event="launched"))
+            push.record_activity(
+                push.ActivityIn(
+                    tenant_id=tenant_id,
+                    contact_id=contact,
+                    kind="campaign_event",
+                    campaign_event="launched",
+                )
+            )
             emu.state.arm_fault("expire_token", times=1)
             second = asyncio.run(sync_tenant("good"))
             state = asyncio.run(sync_all_tenants(return_state=True))  # type: ignore[call-overload]
@@ -84,8 +103,12 @@ def test_credentials_never_leave_the_encrypted_column() -> None:
 
 def _dump_hub() -> str:
     with db.connect() as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        ]
         return "\n".join(
             str(conn.execute(f'SELECT string_agg(t::text, chr(10)) FROM "{t}" t').fetchone()[0])  # type: ignore[index]
             for t in tables
@@ -112,8 +135,11 @@ def _dump_artifacts() -> str:
             from prefect.client.schemas.sorting import ArtifactSort
 
             return await client.read_artifacts(
-                limit=200, sort=ArtifactSort.CREATED_DESC, artifact_filter=ArtifactFilter(),
-                flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
+                limit=200,
+                sort=ArtifactSort.CREATED_DESC,
+                artifact_filter=ArtifactFilter(),
+                flow_run_filter=FlowRunFilter(),
+                task_run_filter=TaskRunFilter(),
             )
 
     return repr([(a.key, a.data, a.description) for a in asyncio.run(read())])
@@ -124,6 +150,7 @@ def _dump_result_storage() -> str:
 
     home = Path(os.environ["PREFECT_HOME"])
     return "\n".join(
-        p.read_bytes().decode("utf-8", errors="replace") for p in home.rglob("*") if p.is_file()
-        and p.suffix not in (".db", ".db-wal", ".db-shm")
+        p.read_bytes().decode("utf-8", errors="replace")
+        for p in home.rglob("*")
+        if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm")
     )

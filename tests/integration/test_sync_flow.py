@@ -26,8 +26,14 @@ APP_KEY = "ak1.flowtests"
 
 def spec(st_id: int, seed: int = 1, jobs: int = 40) -> TenantSpec:
     return TenantSpec(
-        tenant_id=st_id, client_id=f"cid.{st_id}", client_secret=f"cs1.{st_id}", app_key=APP_KEY,
-        customers=25, jobs=jobs, memberships=10, seed=seed,
+        tenant_id=st_id,
+        client_id=f"cid.{st_id}",
+        client_secret=f"cs1.{st_id}",
+        app_key=APP_KEY,
+        customers=25,
+        jobs=jobs,
+        memberships=10,
+        seed=seed,
     )
 
 
@@ -99,10 +105,12 @@ def test_sync_all_tenants_syncs_every_tenant_and_names_the_failing_one(emulator:
     assert state.is_failed()
     assert "2 of 3 tenants synced" in state.message and "broken" in state.message
     assert opportunity_ids("alpha", "job") == expected_external_ids(emulator, 101, "jobs")
-    assert opportunity_ids("alpha", "membership") == expected_external_ids(emulator, 101, "memberships")
+    assert opportunity_ids("alpha", "membership") == expected_external_ids(
+        emulator, 101, "memberships"
+    )
     assert opportunity_ids("bravo", "job") == expected_external_ids(emulator, 102, "jobs")
     assert opportunity_ids("broken", "job") == set()
-    (status, errors), = q(
+    ((status, errors),) = q(
         "SELECT r.status, r.errors FROM sync_run r JOIN tenant t ON t.id = r.tenant_id WHERE t.slug = 'broken'"
     )
     assert status == "failed" and "AuthError" in str(errors)
@@ -139,7 +147,9 @@ def test_a_new_estimate_moves_the_job_external_updated_at(emulator: Any) -> None
     job = sorted(expected_external_ids(emulator, 104, "jobs"))[1]
     emulator.state.advance_clock(3600)
     est = emulator.state.upsert_record(
-        104, "estimates", {"jobId": int(job), "name": "New quote", "status": {"value": 0, "name": "Open"}}
+        104,
+        "estimates",
+        {"jobId": int(job), "name": "New quote", "status": {"value": 0, "name": "Open"}},
     )
     asyncio.run(sync_tenant("delta"))
     ((updated_at, details),) = q(
@@ -162,7 +172,9 @@ def test_sync_killed_mid_stream_then_rerun_ends_with_exactly_the_records_of_a_cl
     emulator.state.arm_fault("latency", route="*/export/jobs", times=None, latency_ms=300)
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     cmd = [sys.executable, "-m", "crmsync", "sync", "--tenant", "killed"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -212,15 +224,26 @@ def test_a_retried_round_runs_only_the_tenants_that_failed(emulator: Any) -> Non
     with db.connect() as conn:  # the operator fixes the credentials, then presses Retry
         conn.execute(
             "UPDATE integration SET credentials = %s WHERE id = %s",
-            (crypto.encrypt_json({"client_id": "cid.103", "client_secret": "cs1.103",
-                                  "app_key": APP_KEY, "tenant_id": "103"}), broken),
+            (
+                crypto.encrypt_json(
+                    {
+                        "client_id": "cid.103",
+                        "client_secret": "cs1.103",
+                        "app_key": APP_KEY,
+                        "tenant_id": "103",
+                    }
+                ),
+                broken,
+            ),
         )
         conn.commit()
     second = asyncio.run(sync_all_tenants(round_id="round-1", return_state=True))  # type: ignore[call-overload]
     assert second.is_completed(), second.message
     assert "1 already completed earlier in this round" in second.message
-    runs = q("SELECT t.slug, count(*) FROM sync_run r JOIN tenant t ON t.id = r.tenant_id "
-             "WHERE r.round_id = 'round-1' GROUP BY 1 ORDER BY 1")
+    runs = q(
+        "SELECT t.slug, count(*) FROM sync_run r JOIN tenant t ON t.id = r.tenant_id "
+        "WHERE r.round_id = 'round-1' GROUP BY 1 ORDER BY 1"
+    )
     assert runs == [("alpha", 1), ("broken", 2)]
 
 
@@ -244,11 +267,16 @@ def test_each_run_records_which_crm_records_it_created_and_updated(emulator: Any
     job = sorted(expected_external_ids(emulator, 104, "jobs"))[2]
     emulator.state.upsert_record(104, "jobs", {"id": int(job), "jobStatus": "Hold"})
     second = asyncio.run(sync_tenant("delta"))
-    created = q("SELECT count(*) FROM sync_lineage WHERE run_id = %s AND action = 'created' "
-                "AND stream = 'jobs'", first["run_id"])
+    created = q(
+        "SELECT count(*) FROM sync_lineage WHERE run_id = %s AND action = 'created' "
+        "AND stream = 'jobs'",
+        first["run_id"],
+    )
     assert created == [(len(expected_external_ids(emulator, 104, "jobs")),)]
-    assert q("SELECT external_id, action FROM sync_lineage WHERE run_id = %s AND stream = 'jobs'",
-             second["run_id"]) == [(job, "updated")]
+    assert q(
+        "SELECT external_id, action FROM sync_lineage WHERE run_id = %s AND stream = 'jobs'",
+        second["run_id"],
+    ) == [(job, "updated")]
 
 
 def test_backfill_rereads_an_integration_and_duplicates_nothing(emulator: Any) -> None:

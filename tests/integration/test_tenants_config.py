@@ -41,12 +41,18 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_applying_the_same_file_twice_changes_nothing_the_second_time(tmp_path: Path, env: str) -> None:
+def test_applying_the_same_file_twice_changes_nothing_the_second_time(
+    tmp_path: Path, env: str
+) -> None:
     spec = tenants.load(write(tmp_path, GOOD))
     first = tenants.apply(spec)
     second = tenants.apply(spec)
     assert (first.tenants_created, first.integrations_created) == (1, 1)
-    assert (second.tenants_created, second.integrations_created, second.integrations_updated) == (0, 0, 0)
+    assert (second.tenants_created, second.integrations_created, second.integrations_updated) == (
+        0,
+        0,
+        0,
+    )
     assert second.unchanged == 1
 
 
@@ -55,7 +61,9 @@ def test_changed_settings_update_the_integration_in_place(tmp_path: Path, env: s
     result = tenants.apply(tenants.load(write(tmp_path, GOOD.replace("job, membership", "job"))))
     assert result.integrations_updated == 1
     with db.connect() as conn:
-        assert conn.execute("SELECT settings->'opportunity_models' FROM integration").fetchone() == (["job"],)
+        assert conn.execute(
+            "SELECT settings->'opportunity_models' FROM integration"
+        ).fetchone() == (["job"],)
 
 
 def test_credentials_are_encrypted_at_rest(tmp_path: Path, env: str) -> None:
@@ -81,19 +89,29 @@ def test_missing_environment_variable_is_an_error_naming_the_line(
     monkeypatch.delenv("ST_SECRET", raising=False)
     monkeypatch.setenv("ST_CLIENT_ID", "x")
     monkeypatch.setenv("ST_APP_KEY", "y")
-    with pytest.raises(tenants.ConfigError, match=r"tenants.yaml:9: environment variable ST_SECRET is not set"):
+    with pytest.raises(
+        tenants.ConfigError, match=r"tenants.yaml:9: environment variable ST_SECRET is not set"
+    ):
         tenants.load(write(tmp_path, GOOD))
 
 
 def test_unknown_key_is_an_error_naming_the_line(tmp_path: Path, env: str) -> None:
-    text = GOOD.replace("        provider: servicetitan\n", "        provider: servicetitan\n        colour: blue\n")
-    with pytest.raises(tenants.ConfigError, match=r"tenants.yaml:7: tenants.0.integrations.0.colour: unknown key"):
+    text = GOOD.replace(
+        "        provider: servicetitan\n", "        provider: servicetitan\n        colour: blue\n"
+    )
+    with pytest.raises(
+        tenants.ConfigError, match=r"tenants.yaml:7: tenants.0.integrations.0.colour: unknown key"
+    ):
         tenants.load(write(tmp_path, text))
 
 
-def test_unknown_setting_of_a_provider_is_an_error_naming_the_line(tmp_path: Path, env: str) -> None:
+def test_unknown_setting_of_a_provider_is_an_error_naming_the_line(
+    tmp_path: Path, env: str
+) -> None:
     text = GOOD.replace("opportunity_models: [job, membership]", "opportunity_modles: [job]")
-    with pytest.raises(tenants.ConfigError, match=r":10: .*settings.opportunity_modles: unknown key"):
+    with pytest.raises(
+        tenants.ConfigError, match=r":10: .*settings.opportunity_modles: unknown key"
+    ):
         tenants.load(write(tmp_path, text))
 
 
@@ -106,7 +124,10 @@ def test_invalid_credentials_error_never_echoes_the_secret(tmp_path: Path, env: 
 
 
 def test_unknown_provider_is_an_error_naming_the_line(tmp_path: Path, env: str) -> None:
-    with pytest.raises(tenants.ConfigError, match=r":6: unknown provider 'hubspot'; known: servicetitan, leadperfection, improveit360"):
+    with pytest.raises(
+        tenants.ConfigError,
+        match=r":6: unknown provider 'hubspot'; known: servicetitan, leadperfection, improveit360",
+    ):
         tenants.load(write(tmp_path, GOOD.replace("provider: servicetitan", "provider: hubspot")))
 
 
