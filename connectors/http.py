@@ -27,6 +27,7 @@ headers, tokens, bodies or query strings (some APIs carry keys in them).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import random
 import re
@@ -34,7 +35,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -505,3 +506,111 @@ class HttpEngine:
             self.max_attempts - 1,
             retry_state.next_action.sleep if retry_state.next_action else 0.0,
         )
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    """An access token and its absolute expiry (epoch seconds); the token never appears in repr."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+
+    @property
+    def expires(self) -> datetime:
+        return datetime.fromtimestamp(self.expires_at, UTC)
+
+
+CacheKey = tuple[str, str, str]
+
+
+class TokenCache:
+    """Tokens shared by every client of one integration in this process.
+
+    Separate Prefect tasks build separate clients; keying by (token URL, client id, secret hash)
+    lets them reuse one token instead of each fetching its own, while a rotated secret gets a
+    fresh entry. ServiceTitan has no refresh token: a token is simply replaced
+    ``refresh_margin`` seconds before it expires.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        refresh_margin: float = 60.0,
+    ) -> None:
+        self.clock = clock
+        self.refresh_margin = refresh_margin
+        self._tokens: dict[CacheKey, CachedToken] = {}
+        self._locks: dict[CacheKey, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def key(auth_url: str, client_id: str, client_secret: str) -> CacheKey:
+        digest = hashlib.sha256(client_secret.encode()).hexdigest()
+        return (auth_url, client_id, digest)
+
+    def get(self, key: CacheKey) -> CachedToken | None:
+        """The cached token if it is still comfortably valid."""
+        with self._guard:
+            token = self._tokens.get(key)
+        if token is None or self.clock() >= token.expires_at - self.refresh_margin:
+            return None
+        return token
+
+    def put(self, key: CacheKey, token: CachedToken) -> None:
+        with self._guard:
+            self._tokens[key] = token
+
+    def discard(self, key: CacheKey, access_token: str | None = None) -> None:
+        """Drop the entry, but only if it still holds ``access_token`` (when given).
+
+        A peer may already have replaced a rejected token; discarding its fresh one would make
+        every client re-authenticate again.
+        """
+        with self._guard:
+            current = self._tokens.get(key)
+            if current is not None and (
+                access_token is None or current.access_token == access_token
+            ):
+                del self._tokens[key]
+
+    def lock(self, key: CacheKey) -> threading.Lock:
+        """A per-integration lock so concurrent clients fetch one token, not one each."""
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def clear(self) -> None:
+        with self._guard:
+            self._tokens.clear()
+
+
+class CachedTokenProvider(TokenProvider):
+    """A token provider whose tokens live in a shared :class:`TokenCache`: one fetch per
+    integration and process, refreshed ``refresh_margin`` before expiry; subclasses only say
+    how to fetch (``_fetch``)."""
+
+    def __init__(self, cache: TokenCache, key: CacheKey) -> None:
+        self._cache = cache
+        self._key = key
+        self._last: CachedToken | None = None
+
+    def current(self) -> CachedToken:
+        cached = self._cache.get(self._key)
+        if cached is None:
+            with self._cache.lock(self._key):
+                cached = self._cache.get(self._key)
+                if cached is None:
+                    cached = self._fetch()
+                    self._cache.put(self._key, cached)
+        self._last = cached
+        return cached
+
+    def get_token(self) -> str:
+        return self.current().access_token
+
+    def invalidate(self) -> None:
+        self._cache.discard(self._key, self._last.access_token if self._last else None)
+        self._last = None
+
+    @abstractmethod
+    def _fetch(self) -> CachedToken: ...

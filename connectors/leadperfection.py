@@ -48,8 +48,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from connectors.errors import AuthError, BadRequestError, ResponseFormatError
-from connectors.http import HttpEngine, TokenProvider
-from connectors.servicetitan import CachedToken, TokenCache
+from connectors.http import CachedToken, CachedTokenProvider, HttpEngine, TokenCache
 
 __all__ = [
     "DEFAULT_EXPIRES_IN",
@@ -153,7 +152,7 @@ def lp_window(start: datetime, end: datetime, tz: tzinfo) -> tuple[str, str]:
     return local_start.strftime(_LP_FORMAT), local_end.strftime(_LP_FORMAT)
 
 
-class _PasswordGrantTokens(TokenProvider):
+class _PasswordGrantTokens(CachedTokenProvider):
     """OWIN password grant with LP's ``clientid``/``appkey``, shared through a TokenCache."""
 
     def __init__(
@@ -166,29 +165,9 @@ class _PasswordGrantTokens(TokenProvider):
         self._engine = engine
         self._credentials = credentials
         self._token_url = token_url
-        self._cache = cache
         identity = f"{credentials.clientid.lower()}\x00{credentials.username.lower()}"
         secret = f"{credentials.password}\x00{credentials.appkey}"
-        self._key = TokenCache.key(token_url, identity, secret)
-        self._last: CachedToken | None = None
-
-    def current(self) -> CachedToken:
-        cached = self._cache.get(self._key)
-        if cached is None:
-            with self._cache.lock(self._key):
-                cached = self._cache.get(self._key)
-                if cached is None:
-                    cached = self._fetch()
-                    self._cache.put(self._key, cached)
-        self._last = cached
-        return cached
-
-    def get_token(self) -> str:
-        return self.current().access_token
-
-    def invalidate(self) -> None:
-        self._cache.discard(self._key, self._last.access_token if self._last else None)
-        self._last = None
+        super().__init__(cache, TokenCache.key(token_url, identity, secret))
 
     def _fetch(self) -> CachedToken:
         creds = self._credentials

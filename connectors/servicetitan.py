@@ -36,8 +36,6 @@ earlier attempt lists the parent's notes and looks for its idempotency key in th
 
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,7 +49,12 @@ from connectors.errors import (
     BadRequestError,
     ResponseFormatError,
 )
-from connectors.http import HttpEngine, TokenProvider
+from connectors.http import (
+    CachedToken,
+    CachedTokenProvider,
+    HttpEngine,
+    TokenCache,
+)
 
 __all__ = [
     "DEFAULT_AUTH_URL",
@@ -110,86 +113,10 @@ class ServiceTitanCredentials:
             raise ValueError("tenant_id must be a string of ASCII digits")
 
 
-@dataclass(frozen=True)
-class CachedToken:
-    """An access token and its absolute expiry (epoch seconds); the token never appears in repr."""
-
-    access_token: str = field(repr=False)
-    expires_at: float
-
-    @property
-    def expires(self) -> datetime:
-        return datetime.fromtimestamp(self.expires_at, UTC)
-
-
-CacheKey = tuple[str, str, str]
-
-
-class TokenCache:
-    """Tokens shared by every client of one integration in this process.
-
-    Separate Prefect tasks build separate clients; keying by (token URL, client id, secret hash)
-    lets them reuse one token instead of each fetching its own, while a rotated secret gets a
-    fresh entry. ServiceTitan has no refresh token: a token is simply replaced
-    ``refresh_margin`` seconds before it expires.
-    """
-
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.time,
-        refresh_margin: float = TOKEN_REFRESH_MARGIN,
-    ) -> None:
-        self.clock = clock
-        self.refresh_margin = refresh_margin
-        self._tokens: dict[CacheKey, CachedToken] = {}
-        self._locks: dict[CacheKey, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    @staticmethod
-    def key(auth_url: str, client_id: str, client_secret: str) -> CacheKey:
-        digest = hashlib.sha256(client_secret.encode()).hexdigest()
-        return (auth_url, client_id, digest)
-
-    def get(self, key: CacheKey) -> CachedToken | None:
-        """The cached token if it is still comfortably valid."""
-        with self._guard:
-            token = self._tokens.get(key)
-        if token is None or self.clock() >= token.expires_at - self.refresh_margin:
-            return None
-        return token
-
-    def put(self, key: CacheKey, token: CachedToken) -> None:
-        with self._guard:
-            self._tokens[key] = token
-
-    def discard(self, key: CacheKey, access_token: str | None = None) -> None:
-        """Drop the entry, but only if it still holds ``access_token`` (when given).
-
-        A peer may already have replaced a rejected token; discarding its fresh one would make
-        every client re-authenticate again.
-        """
-        with self._guard:
-            current = self._tokens.get(key)
-            if current is not None and (
-                access_token is None or current.access_token == access_token
-            ):
-                del self._tokens[key]
-
-    def lock(self, key: CacheKey) -> threading.Lock:
-        """A per-integration lock so concurrent clients fetch one token, not one each."""
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def clear(self) -> None:
-        with self._guard:
-            self._tokens.clear()
-
-
 DEFAULT_TOKEN_CACHE = TokenCache()
 
 
-class _ClientCredentialsTokens(TokenProvider):
+class _ClientCredentialsTokens(CachedTokenProvider):
     """OAuth2 client-credentials grant against ServiceTitan's token endpoint."""
 
     def __init__(
@@ -202,27 +129,9 @@ class _ClientCredentialsTokens(TokenProvider):
         self._engine = engine
         self._credentials = credentials
         self._auth_url = auth_url
-        self._cache = cache
-        self._key = TokenCache.key(auth_url, credentials.client_id, credentials.client_secret)
-        self._last: CachedToken | None = None
-
-    def current(self) -> CachedToken:
-        cached = self._cache.get(self._key)
-        if cached is None:
-            with self._cache.lock(self._key):
-                cached = self._cache.get(self._key)
-                if cached is None:
-                    cached = self._fetch()
-                    self._cache.put(self._key, cached)
-        self._last = cached
-        return cached
-
-    def get_token(self) -> str:
-        return self.current().access_token
-
-    def invalidate(self) -> None:
-        self._cache.discard(self._key, self._last.access_token if self._last else None)
-        self._last = None
+        super().__init__(
+            cache, TokenCache.key(auth_url, credentials.client_id, credentials.client_secret)
+        )
 
     def auth_headers(self, token: str) -> dict[str, str]:
         return {
