@@ -16,57 +16,33 @@ unless PREFECT_API_URL is set.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import socket
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.harness import (  # noqa: E402
+    BENCH_DIR,
+    admin_url,
+    apply_tenants,
+    bench_env,
+    emit_result,
+    emit_streams,
+    emulator,
+    free_port,
+    fresh_database,
+    peak_rss_mib,
+    print_table,
+    run_phase,
+    wait_http,
+)
 
 CLIENTID = "bench1"
 USERNAME = "api.bench"
 PASSWORD = "pw.bench"
 APPKEY = "0f8fad5b-d9cb-469f-a165-70867728950e"
 INTEGRATION = "lp"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(url + "/token", data={"grant_type": "x"}, timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.25)
-    raise SystemExit(f"emulator at {url} did not start")
-
-
-def admin_url() -> str:
-    import psycopg
-
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return url
-    except psycopg.OperationalError:
-        import pgserver
-
-        server = pgserver.get_server(ROOT / ".crmsync" / "bench-pg", cleanup_mode=None)
-        return str(server.get_uri())
 
 
 def phase(name: str) -> dict[str, object]:
@@ -83,8 +59,7 @@ def phase(name: str) -> dict[str, object]:
         opps = conn.execute("SELECT count(*) FROM opportunity").fetchone()[0]  # type: ignore[index]
         rejected = conn.execute("SELECT count(*) FROM rejected_record").fetchone()[0]  # type: ignore[index]
     counts = summary["counts"]
-    for stream, c in counts.items():
-        print(f"STREAM {stream}: " + ", ".join(f"{k}={v}" for k, v in c.items()), file=sys.stderr)
+    emit_streams(counts)
     lp = counts.get(f"{INTEGRATION}:prospects", {})
     fetched = lp.get("fetched", 0)
     return {
@@ -98,7 +73,7 @@ def phase(name: str) -> dict[str, object]:
         "opportunities_in_hub": opps,
         "rejected_in_hub": rejected,
         "records_per_s": round(fetched / summary["elapsed_s"], 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -109,67 +84,35 @@ def main() -> None:
     ap.add_argument("--phase", choices=["first", "resync"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
-        print("RESULT " + json.dumps(phase(args.phase)))
+        emit_result(phase(args.phase))
         return
 
-    import psycopg
-
     admin = admin_url()
-    name = f"crmsync_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin.partition("?")
-    env = {
-        **os.environ,
-        "DATABASE_URL": base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else ""),
-        "CRMSYNC_DATA_DIR": str(ROOT / ".crmsync" / "bench"),
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    }
-    env.setdefault("PREFECT_HOME", str(ROOT / ".crmsync" / "bench" / "prefect"))
-    port = free_port()
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.leadperfection", "--port", str(port),
-         "--clientid", CLIENTID, "--username", USERNAME, "--password", PASSWORD,
-         "--appkey", APPKEY, "--prospects", str(args.prospects)],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        t0 = time.perf_counter()
-        wait_http(url)
-        print(f"emulator ready in {time.perf_counter() - t0:.1f} s ({args.prospects} prospects)")
-        tenants_file = ROOT / ".crmsync" / "bench" / "tenants-lp.yaml"
-        tenants_file.parent.mkdir(parents=True, exist_ok=True)
-        tenants_file.write_text(
-            "tenants:\n  - slug: bench\n    name: Bench\n    integrations:\n"
-            f"      - name: {INTEGRATION}\n        provider: leadperfection\n"
-            f"        base_url: {url}\n"
-            f"        credentials: {{clientid: {CLIENTID}, username: {USERNAME}, "
-            f"password: {PASSWORD}, appkey: {APPKEY}}}\n"
-            f"        settings: {{page_size: {args.page_size}}}\n"
-        )
-        subprocess.run([sys.executable, "-m", "crmsync", "tenants", "apply", str(tenants_file)],
-                       cwd=ROOT, env=env, check=True)  # fmt: skip
-        results = []
-        for ph in ("first", "resync"):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--phase", ph], cwd=ROOT, env=env, check=True,
-                capture_output=True, text=True,
-            )  # fmt: skip
-            print(f"{ph}:")
-            print("\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("STREAM ")))
-            line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-            results.append(json.loads(line[len("RESULT ") :]))
-        print()
-        cols = list(results[0])
-        print(" | ".join(cols))
-        for r in results:
-            print(" | ".join(str(r[c]) for c in cols))
-    finally:
-        emu.terminate()
-        emu.wait(10)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(admin) as db_url:
+        env = bench_env(db_url)
+        port = free_port()
+        emu_args = ["--port", str(port),
+                    "--clientid", CLIENTID, "--username", USERNAME, "--password", PASSWORD,
+                    "--appkey", APPKEY, "--prospects", str(args.prospects)]  # fmt: skip
+        with emulator("sandbox.leadperfection", emu_args, env):
+            url = f"http://127.0.0.1:{port}"
+            t0 = time.perf_counter()
+            wait_http(url, "/token")
+            ready = time.perf_counter() - t0
+            print(f"emulator ready in {ready:.1f} s ({args.prospects} prospects)")
+            apply_tenants(
+                BENCH_DIR / "tenants-lp.yaml",
+                "tenants:\n  - slug: bench\n    name: Bench\n    integrations:\n"
+                f"      - name: {INTEGRATION}\n        provider: leadperfection\n"
+                f"        base_url: {url}\n"
+                f"        credentials: {{clientid: {CLIENTID}, username: {USERNAME}, "
+                f"password: {PASSWORD}, appkey: {APPKEY}}}\n"
+                f"        settings: {{page_size: {args.page_size}}}\n",
+                env,
+            )
+            results = [run_phase(__file__, ph, env) for ph in ("first", "resync")]
+            print()
+            print_table(results)
 
 
 if __name__ == "__main__":

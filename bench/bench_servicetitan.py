@@ -14,54 +14,49 @@ unless PREFECT_API_URL is set.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import socket
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.harness import (  # noqa: E402
+    BENCH_DIR,
+    admin_url,
+    apply_tenants,
+    bench_env,
+    emit_result,
+    emit_streams,
+    emulator,
+    free_port,
+    fresh_database,
+    peak_rss_mib,
+    print_table,
+    run_phase,
+    wait_http,
+)
+
+__all__ = ["admin_url", "free_port", "st_tenant_arg", "st_tenants_yaml", "wait_http"]
 
 ST_TENANT = 4242
 APP_KEY = "ak1.bench"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def st_tenant_arg(jobs: int, customers: int) -> str:
+    """The emulator's ``--tenant`` value for the bench tenant (no memberships: jobs only)."""
+    return (
+        f"{ST_TENANT}:cid.bench:cs1.bench:{APP_KEY}:jobs={jobs},customers={customers},memberships=0"
+    )
 
 
-def wait_http(url: str, timeout: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(url + "/connect/token", data={"grant_type": "x"}, timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.25)
-    raise SystemExit(f"emulator at {url} did not start")
-
-
-def admin_url() -> str:
-    import psycopg
-
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return url
-    except psycopg.OperationalError:
-        import pgserver
-
-        server = pgserver.get_server(ROOT / ".crmsync" / "bench-pg", cleanup_mode=None)
-        return str(server.get_uri())
+def st_tenants_yaml(url: str) -> str:
+    """The tenants file for the bench tenant against the emulator at ``url``."""
+    return (
+        "tenants:\n  - slug: bench\n    name: Bench\n    integrations:\n      - name: st\n"
+        f"        provider: servicetitan\n        base_url: {url}\n        auth_url: {url}/connect/token\n"
+        f"        credentials: {{client_id: cid.bench, client_secret: cs1.bench, app_key: {APP_KEY}, tenant_id: '{ST_TENANT}'}}\n"
+        "        settings: {opportunity_models: [job]}\n"
+    )
 
 
 def phase(name: str) -> dict[str, float]:
@@ -79,8 +74,7 @@ def phase(name: str) -> dict[str, float]:
     counts = {k: v for k, v in summary["counts"].items() if k != "push"}
     fetched = sum(c["fetched"] for c in counts.values())
     jobs = counts.get("st:jobs", {})
-    for stream, c in counts.items():
-        print(f"STREAM {stream}: " + ", ".join(f"{k}={v}" for k, v in c.items()), file=sys.stderr)
+    emit_streams(counts)
     return {
         "phase": name,  # type: ignore[dict-item]
         "process_s": round(wall, 2),
@@ -92,7 +86,7 @@ def phase(name: str) -> dict[str, float]:
         "opportunities_in_hub": opps,
         "records_per_s": round(fetched / summary["elapsed_s"], 1),
         "jobs_per_s": round(jobs.get("fetched", 0) / summary["elapsed_s"], 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -102,87 +96,26 @@ def main() -> None:
     ap.add_argument("--phase", choices=["first", "resync"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
-        print("RESULT " + json.dumps(phase(args.phase)))
+        emit_result(phase(args.phase))
         return
 
-    import psycopg
-
     admin = admin_url()
-    name = f"crmsync_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin.partition("?")
-    env = {
-        **os.environ,
-        "DATABASE_URL": base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else ""),
-        "CRMSYNC_DATA_DIR": str(ROOT / ".crmsync" / "bench"),
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    }
-    env.setdefault("PREFECT_HOME", str(ROOT / ".crmsync" / "bench" / "prefect"))
-    port = free_port()
-    customers = max(1, args.jobs // 2)
-    emu = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox.servicetitan",
-            "--port",
-            str(port),
-            "--tenant",
-            f"{ST_TENANT}:cid.bench:cs1.bench:{APP_KEY}:jobs={args.jobs},"
-            f"customers={customers},memberships=0",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        t0 = time.perf_counter()
-        wait_http(url)
-        print(
-            f"emulator ready in {time.perf_counter() - t0:.1f} s ({args.jobs} jobs, {customers} customers)"
-        )
-        tenants_file = ROOT / ".crmsync" / "bench" / "tenants.yaml"
-        tenants_file.parent.mkdir(parents=True, exist_ok=True)
-        tenants_file.write_text(
-            "tenants:\n  - slug: bench\n    name: Bench\n    integrations:\n      - name: st\n"
-            f"        provider: servicetitan\n        base_url: {url}\n        auth_url: {url}/connect/token\n"
-            f"        credentials: {{client_id: cid.bench, client_secret: cs1.bench, app_key: {APP_KEY}, tenant_id: '{ST_TENANT}'}}\n"
-            "        settings: {opportunity_models: [job]}\n"
-        )
-        subprocess.run(
-            [sys.executable, "-m", "crmsync", "tenants", "apply", str(tenants_file)],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        results = []
-        for ph in ("first", "resync"):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--phase", ph],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
+    with fresh_database(admin) as db_url:
+        env = bench_env(db_url, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+        port = free_port()
+        customers = max(1, args.jobs // 2)
+        tenant = st_tenant_arg(args.jobs, customers)
+        with emulator("sandbox.servicetitan", ["--port", str(port), "--tenant", tenant], env):
+            url = f"http://127.0.0.1:{port}"
+            t0 = time.perf_counter()
+            wait_http(url)
+            print(
+                f"emulator ready in {time.perf_counter() - t0:.1f} s ({args.jobs} jobs, {customers} customers)"
             )
-            if proc.returncode:
-                raise SystemExit(f"phase {ph} failed:\n{proc.stderr[-3000:]}")
-            out = proc.stdout
-            print(f"{ph}:")
-            print("\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("STREAM ")))
-            line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-            results.append(json.loads(line[len("RESULT ") :]))
-        print()
-        cols = list(results[0])
-        print(" | ".join(cols))
-        for r in results:
-            print(" | ".join(str(r[c]) for c in cols))
-    finally:
-        emu.terminate()
-        emu.wait(10)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            apply_tenants(BENCH_DIR / "tenants.yaml", st_tenants_yaml(url), env)
+            results = [run_phase(__file__, ph, env) for ph in ("first", "resync")]
+            print()
+            print_table(results)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ headers, tokens, bodies or query strings (some APIs carry keys in them).
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -203,6 +205,13 @@ class _CallState:
     reauthenticated: bool = False
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: building one loads the CA bundle (~5 ms), and a
+    fleet cycle creates a client per integration."""
+    return httpx.create_ssl_context()
+
+
 class HttpEngine:
     """One pooled ``httpx.Client`` plus the retry, auth and error rules shared by all connectors.
 
@@ -250,6 +259,7 @@ class HttpEngine:
         # An injected client keeps its own timeout unless one is given explicitly.
         self._timeout: httpx.Timeout | None = None if timeout is None else httpx.Timeout(timeout)
         self._client = client or httpx.Client(
+            verify=_tls_context(),
             timeout=self._timeout or DEFAULT_TIMEOUT,
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )

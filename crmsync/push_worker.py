@@ -29,7 +29,7 @@ def run_worker(idle_sweep_seconds: float = 60, console: Console | None = None) -
     from flows.push import push_activity, push_pending
 
     console = console or Console()
-    listener = db.connect(autocommit=True)
+    listener = db.dedicated(autocommit=True)
     listener.execute("LISTEN crmsync_activity")
     console.print("push-worker: listening for new activities (Ctrl-C to stop)")
     last_sweep = 0.0

@@ -167,7 +167,7 @@ def start_run(tenant_slug: str, flow_run_id: str | None, round_id: str | None = 
     it; PostgreSQL drops it when that process dies, so a crashed run never blocks the next one.
     """
     tenant_id = tenant_id_of(tenant_slug)
-    lock = db.connect(autocommit=True)
+    lock = db.dedicated(autocommit=True)
     (got,) = lock.execute(
         "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NAMESPACE, tenant_id % 2**31)
     ).fetchone() or (False,)
