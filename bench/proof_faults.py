@@ -146,9 +146,8 @@ class Api:
         )
         from prefect.client.schemas.objects import StateType
 
-        flt = FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
-        )
+        active = [StateType.RUNNING, StateType.PENDING]  # Pending: process started, not yet run
+        flt = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=active)))
         return self.run(lambda c: c.read_flow_runs(flow_run_filter=flt, limit=200))
 
     def switch_off_schedules(self) -> list[str]:
@@ -170,14 +169,28 @@ class Api:
 
         return self.run(go)
 
-    def wait_final(self, run_id: Any, timeout: float) -> Any:
+    def wait_final(self, run_id: Any, timeout: float, sweep: bool = False) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self.flow_run(run_id)
             if run.state and run.state.is_final():
                 return run
+            if sweep:
+                self.crash_zombies()
             time.sleep(1)
         raise TimeoutError(f"flow run {run_id} not final after {timeout:g} s")
+
+    def crash_zombies(self) -> None:
+        """Mark Crashed the active runs whose process is gone from this host: what a zombie
+        automation (missing heartbeats) would do, minutes later."""
+        from prefect.states import Crashed
+
+        for r in self.running_flow_runs():
+            pid = str(r.infrastructure_pid or "").rsplit(":", 1)[-1]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                msg = "its process is gone (worker killed); marked by proof_faults"
+                outcome = self.set_state(r.id, Crashed(message=msg), True)
+                say(f"zombie {r.name} ({r.state.name if r.state else '?'}) -> Crashed: {outcome}")
 
     def set_state(self, run_id: Any, state: Any, force: bool) -> str:
         result = self.run(lambda c: c.set_flow_run_state(run_id, state, force=force))
@@ -269,7 +282,6 @@ def main() -> int:
     os.environ["CRMSYNC_RATE_BUDGET"] = "off"
     os.environ["PREFECT_HOME"] = str(work / "prefect-client")
     os.environ.pop("PREFECT_API_URL", None)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     tag = uuid.uuid4().hex[:8]
     prefect_db = f"crmsync_prefect_faults_{tag}"
     hub_db = f"crmsync_faults_{tag}"
@@ -367,7 +379,6 @@ def main() -> int:
             restarted = args.pg_restart is False
             killed_slug: str | None = None
             killed_runs: list[Any] = []
-            killed_pids: list[int] = []
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and not (restarted and (killed_slug or args.no_kill)):
                 run = api.flow_run(round_run.id)
@@ -421,15 +432,26 @@ def main() -> int:
                             }
                             if others - {dispatcher_on, None}:
                                 continue
+                        # Which flow runs live on that worker, asked before the kill, while
+                        # /proc still shows the process tree.
+                        on_worker = [
+                            r
+                            for r in api.running_flow_runs()
+                            if owning_worker(
+                                int(str(r.infrastructure_pid or "0").rsplit(":", 1)[-1] or 0),
+                                workers,
+                            )
+                            == worker
+                        ]
                         victims = [worker, *descendants(worker)]
                         for victim in victims:
                             with contextlib.suppress(ProcessLookupError):
                                 os.kill(victim, signal.SIGKILL)
-                        killed_slug, killed_pids = slug, victims
+                        killed_slug, killed_runs = slug, on_worker
                         killed_worker = workers[worker]
                         say(
                             f"SIGKILL worker {killed_worker} (pid {worker}) and "
-                            f"{len(victims) - 1} processes under it, while {slug} was mid-stream "
+                            f"{len(victims) - 1} processes under it {victims[1:]}, while {slug} was mid-stream "
                             f"({stored}/{expected[int(slug.split('-')[1])]} jobs stored); "
                             f"dispatcher {'on it too' if worker == dispatcher_on else 'elsewhere'}"
                         )
@@ -467,14 +489,10 @@ def main() -> int:
                 results.append(("worker kill landed mid-tenant", landed, killed_slug))
 
                 # ---- what Prefect shows for the runs of the killed processes
-                pids = {str(p) for p in killed_pids}
-                time.sleep(1)
-                killed_runs = [
-                    r
-                    for r in api.running_flow_runs()
-                    if str(r.infrastructure_pid or "").rsplit(":", 1)[-1] in pids
-                ]
-                say(f"flow runs of killed processes: {[r.name for r in killed_runs]}")
+                say(
+                    "flow runs of killed processes: "
+                    f"{[(r.name, r.infrastructure_pid) for r in killed_runs]}"
+                )
                 t_kill = time.monotonic()
                 while time.monotonic() - t_kill < args.observe:
                     time.sleep(2)
@@ -489,13 +507,7 @@ def main() -> int:
                     f"(heartbeat every 180 s by default; no zombie automation in this stack)"
                 )
                 # ---- recovery: mark them Crashed (what a zombie automation or operator does)
-                from prefect.states import Crashed
-
-                for r in killed_runs:
-                    outcome = api.set_state(
-                        r.id, Crashed(message="worker killed with SIGKILL (proof_faults)"), True
-                    )
-                    say(f"mark {r.name} Crashed: {outcome}")
+                api.crash_zombies()
                 sync_run_rows = q(
                     "SELECT r.id, r.status, r.finished_at IS NULL FROM sync_run r "
                     "JOIN tenant t ON t.id = r.tenant_id WHERE t.slug = %s",
@@ -527,7 +539,7 @@ def main() -> int:
                     ("killed runs stuck Running until marked", bool(stuck) or not killed_runs, "")
                 )
 
-            first = api.wait_final(round_run.id, 600)
+            first = api.wait_final(round_run.id, 300, sweep=not args.no_kill)
             say(f"round ended: {first.state.name}: {first.state.message}")
             if not first.state.is_completed():
                 # ---- Retry, as the UI's button does
@@ -538,7 +550,7 @@ def main() -> int:
                 )
                 say(f"Retry round: {outcome}")
                 time.sleep(2)
-                first = api.wait_final(round_run.id, 600)
+                first = api.wait_final(round_run.id, 300)
                 say(
                     f"retried round ended: {first.state.name} (run_count {first.run_count}): "
                     f"{first.state.message}"

@@ -1,13 +1,23 @@
-"""Proof at scale: N tenants x M changed jobs in one 15-minute cycle, through Prefect.
+"""Proof at scale: N tenants x M changed jobs in one 15-minute cycle, through server and workers.
 
-    crmsync up --workers 2          # Prefect server on PostgreSQL (+ workers), prints PREFECT_API_URL
-    export PREFECT_API_URL=...
-    .venv/bin/python bench/proof_scale.py --tenants 1000 --jobs 20 --concurrency 16
+    .venv/bin/python bench/proof_scale.py --tenants 1000 --jobs 20      # make proof runs this
 
-Each tenant has its own ServiceTitan app (seed 002's recommendation), so the emulator's 60
-requests/second per app never binds. Prints the cycle's wall time and where the tenant-seconds
-went: HTTP (fetch), mapping, database merge, and Prefect/orchestration overhead (the rest).
-``--dispatch deployment`` sends each tenant to the work pool as its own sync-tenant run instead.
+Self-contained: starts its own production-like stack (``crmsync.stack.up``: ``prefect server`` on
+its own PostgreSQL database, a process work pool with ``--workers`` workers, ``prefect deploy
+--all``) against a fresh hub database, one ServiceTitan emulator holding every tenant, then starts
+``sync-all-tenants`` as a deployment run exactly as the 15-minute schedule would (schedules are
+paused so no scheduled run competes) and waits for it. ``dispatch=deployment`` spreads the tenants
+over the workers in batches of ``--batch-size`` (``sync-tenant-batch`` runs; ``--batch-size 1``
+gives each tenant its own ``sync-tenant`` run).
+
+Each tenant has its own ServiceTitan app (seed 002's recommendation), so no app's 60
+requests/second binds and the shared Prefect rate limit is off (``CRMSYNC_RATE_BUDGET=off``);
+``bench/bench_push.py`` and ``tests/integration/test_rate_budget.py`` cover a shared app.
+
+Prints the cycle's wall time, checks every tenant completed with every in-window job, and splits
+the time: per tenant, seconds spent in HTTP (fetch), mapping, and database merge (from the hub's
+``sync_run.counts``) with the rest being Prefect and orchestration; and CPU seconds of the Prefect
+server, the workers with their flow-run processes, and the emulator.
 """
 
 from __future__ import annotations
@@ -15,119 +25,213 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.bench_servicetitan import admin_url, free_port, wait_http  # noqa: E402
+from bench.harness import admin_url, free_port, fresh_database, wait_http  # noqa: E402
+
+DATA_DIR = ROOT / ".crmsync" / "proof-scale"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU of a process plus its reaped children (a worker reaps its flow-run processes)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tenants_yaml(count: int, url: str) -> str:
+    lines = ["tenants:"]
+    for i in range(count):
+        st = 700_000 + i
+        lines += [
+            f"  - slug: t{i:05d}",
+            f"    name: Tenant {i}",
+            "    integrations:",
+            "      - name: st",
+            "        provider: servicetitan",
+            f"        base_url: {url}",
+            f"        auth_url: {url}/connect/token",
+            f"        credentials: {{client_id: cid.{st}, client_secret: cs1.{st}, "
+            f"app_key: ak1.{st}, tenant_id: '{st}'}}",
+            "        settings: {opportunity_models: [job]}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+async def run_cycle(parameters: dict[str, Any], timeout: float) -> tuple[Any, float]:
+    """Pause every schedule, start sync-all-tenants like the scheduler would, wait for it."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    async with get_client() as client:
+        for dep in await client.read_deployments():
+            await client.pause_deployment(dep.id)
+    t0 = time.perf_counter()
+    run = await run_deployment(  # type: ignore[misc]
+        "sync-all-tenants/sync-all-tenants", parameters=parameters, timeout=timeout
+    )
+    return run, time.perf_counter() - t0
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tenants", type=int, default=1000)
-    ap.add_argument("--jobs", type=int, default=20)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--dispatch", choices=["subflow", "deployment"], default="subflow")
+    ap.add_argument("--jobs", type=int, default=20, help="changed jobs per tenant")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=16, help="tenants at once per batch run")
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        help="tenants per deployment run (default: split evenly over the workers)",
+    )
+    ap.add_argument("--timeout", type=float, default=1800)
     args = ap.parse_args()
-    if not os.environ.get("PREFECT_API_URL"):
-        raise SystemExit(
-            "set PREFECT_API_URL (crmsync up prints it): ephemeral SQLite cannot take this load"
-        )
+    batch = args.batch_size or max(1, -(-args.tenants // max(1, args.workers)))
 
     import psycopg
 
-    admin = admin_url()
-    name = f"crmsync_scale_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin.partition("?")
-    os.environ["DATABASE_URL"] = (
-        base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
-    )
-    os.environ.setdefault("CRMSYNC_RATE_BUDGET", "off")  # one app per tenant: nothing to share
-    port = free_port()
-    tenant_args: list[str] = []
-    for i in range(args.tenants):
-        st = 700_000 + i
-        tenant_args += [
-            "--tenant",
-            f"{st}:cid.{st}:cs1.{st}:ak1.{st}:jobs={args.jobs},customers={max(1, args.jobs // 2)},memberships=0,seed={i}",
-        ]
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.servicetitan", "--port", str(port), *tenant_args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url)
-        from crmsync import db, tenants
+    from crmsync import stack
 
-        db.upgrade()
-        lines = ["tenants:"]
+    admin = admin_url()
+    prefect_db = "crmsync_prefect_proof"
+    with psycopg.connect(admin, autocommit=True) as conn:  # Prefect's own database, fresh
+        conn.execute(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)')
+    with fresh_database(admin, "crmsync_scale") as hub_url:
+        os.environ.update(
+            DATABASE_URL=hub_url,
+            CRMSYNC_DATA_DIR=str(DATA_DIR),
+            CRMSYNC_RATE_BUDGET="off",
+            PREFECT_LOGGING_LEVEL="WARNING",
+        )
+        from crmsync.settings import get_settings
+
+        get_settings.cache_clear()
+        import subprocess
+
+        port = free_port()
+        tenant_args: list[str] = []
         for i in range(args.tenants):
             st = 700_000 + i
-            lines += [
-                f"  - slug: t{i:05d}",
-                f"    name: Tenant {i}",
-                "    integrations:",
-                "      - name: st",
-                "        provider: servicetitan",
-                f"        base_url: {url}",
-                f"        auth_url: {url}/connect/token",
-                f"        credentials: {{client_id: cid.{st}, client_secret: cs1.{st}, app_key: ak1.{st}, tenant_id: '{st}'}}",
-                "        settings: {opportunity_models: [job]}",
-            ]
-        path = ROOT / ".crmsync" / "bench" / "scale-tenants.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
-        tenants.apply(tenants.load(path))
-
-        from flows.sync import sync_all_tenants
-
-        async def cycle() -> Any:
-            return await sync_all_tenants(
-                max_concurrency=args.concurrency, dispatch=args.dispatch, return_state=True
-            )
-
-        t0 = time.perf_counter()
-        state = asyncio.run(cycle())
-        wall = time.perf_counter() - t0
-        with db.connect() as conn:
-            rows = conn.execute(
-                "SELECT extract(epoch FROM finished_at - started_at), counts FROM sync_run"
-            ).fetchall()
-            opps = conn.execute("SELECT count(*) FROM opportunity").fetchone()[0]  # type: ignore[index]
-        tenant_s = sum(float(r[0] or 0) for r in rows)
-        parts = {"fetch_s": 0.0, "map_s": 0.0, "merge_s": 0.0}
-        for _, counts in rows:
-            for key, c in counts.items():
-                if key != "push":
-                    for p in parts:
-                        parts[p] += float(c.get(p, 0))
-        other = max(0.0, tenant_s - sum(parts.values()))
-        print(
-            f"cycle: {args.tenants} tenants x {args.jobs} jobs, {args.dispatch}, concurrency {args.concurrency}: "
-            f"{wall:.1f} s wall, state {state.name} ({state.message}); {opps} opportunities"
+            spec = f"jobs={args.jobs},customers={max(1, args.jobs // 2)},memberships=0,seed={i}"
+            tenant_args += ["--tenant", f"{st}:cid.{st}:cs1.{st}:ak1.{st}:{spec}"]
+        emu = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.servicetitan", "--port", str(port), *tenant_args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
         )
+        state: dict[str, Any] | None = None
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url)
+            from crmsync import db, tenants
+
+            db.upgrade()
+            path = DATA_DIR / "scale-tenants.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(tenants_yaml(args.tenants, url))
+            tenants.apply(tenants.load(path))
+
+            t_up = time.perf_counter()
+            state = stack.up(
+                workers=args.workers,
+                port=free_port(),
+                data_dir=DATA_DIR,
+                database=prefect_db,
+                echo=lambda *_: None,
+            )
+            print(f"stack up in {time.perf_counter() - t_up:.1f} s: {state['ui_url']}")
+            server = next(p for p in state["processes"] if p["role"] == "server")
+            workers = [p for p in state["processes"] if p["role"] == "worker"]
+            cpu0 = {
+                "server": cpu_seconds(server["pid"]),
+                "workers": sum(cpu_seconds(w["pid"]) for w in workers),
+                "emulator": cpu_seconds(emu.pid),
+            }
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            parameters = {
+                "dispatch": "deployment",
+                "batch_size": batch,
+                "max_concurrency": args.concurrency,
+            }
+            with temporary_settings(updates={PREFECT_API_URL: state["local_api_url"]}):
+                run, wall = asyncio.run(run_cycle(parameters, args.timeout))
+            cpu = {
+                "server": cpu_seconds(server["pid"]) - cpu0["server"],
+                "workers": sum(cpu_seconds(w["pid"]) for w in workers) - cpu0["workers"],
+                "emulator": cpu_seconds(emu.pid) - cpu0["emulator"],
+            }
+            report(args, batch, run, wall, cpu)
+        finally:
+            emu.terminate()
+            emu.wait(10)
+            if state is not None:
+                stack.down(data_dir=DATA_DIR, echo=lambda *_: None)
+            from crmsync import db
+
+            db.close_pools()
+            db.engine().dispose()
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)')
+
+
+def report(
+    args: argparse.Namespace, batch: int, run: Any, wall: float, cpu: dict[str, float]
+) -> None:
+    from crmsync import db
+
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT r.status, extract(epoch FROM r.finished_at - r.started_at), r.counts "
+            "FROM sync_run r"
+        ).fetchall()
+        per_tenant = conn.execute("SELECT count(*) FROM opportunity GROUP BY tenant_id").fetchall()
+        dupes = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM opportunity GROUP BY tenant_id, external_id "
+            "HAVING count(*) > 1) d"
+        ).fetchone()
+    completed = sum(1 for r in rows if r[0] == "completed")
+    tenant_s = sum(float(r[1] or 0) for r in rows)
+    parts = {"fetch_s": 0.0, "map_s": 0.0, "merge_s": 0.0}
+    for _, _, counts in rows:
+        for key, c in (counts or {}).items():
+            if key != "push":
+                for p in parts:
+                    parts[p] += float(c.get(p, 0))
+    other = max(0.0, tenant_s - sum(parts.values()))
+    opps = sum(r[0] for r in per_tenant)
+    state = run.state
+    print(
+        f"cycle: {args.tenants} tenants x {args.jobs} jobs, {args.workers} workers, "
+        f"batches of {batch}, {args.concurrency} tenants at once per batch: "
+        f"{wall:.1f} s wall (goal < 180 s), state {state.name} ({state.message})"
+    )
+    print(
+        f"hub: {completed} of {args.tenants} tenant runs completed, {opps} opportunities "
+        f"({min((r[0] for r in per_tenant), default=0)}-{max((r[0] for r in per_tenant), default=0)} "
+        f"per tenant: jobs inside the 90-day window), duplicated keys: {dupes[0] if dupes else '?'}"
+    )
+    if tenant_s:
         print(
             f"tenant-seconds {tenant_s:.1f}: HTTP {parts['fetch_s'] / tenant_s:.0%}, "
             f"map {parts['map_s'] / tenant_s:.0%}, database merge {parts['merge_s'] / tenant_s:.0%}, "
             f"Prefect + orchestration {other / tenant_s:.0%}"
         )
-    finally:
-        emu.terminate()
-        emu.wait(10)
-        from crmsync import db
-
-        db.engine().dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    total = sum(cpu.values())
+    print(
+        "CPU seconds: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+        + f" (of {2 * wall:.0f} available on 2 cores; PostgreSQL not counted); "
+        f"Prefect server {cpu['server'] / total:.0%} of these"
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         default=90, ge=1, description="Look-back of a first sync (seed 002)."
     )
     http_timeout_seconds: float = Field(default=60, gt=0, description="Read timeout of CRM calls.")
+    merge_chunk_records: int = Field(
+        default=1000,
+        ge=50,
+        description="Records mapped and merged at once. A CRM page (ServiceTitan exports up to "
+        "5,000 records) is split into parts of this size so a sync's memory does not follow the "
+        "CRM's page size; only the page's last part commits its cursor.",
+    )
     rate_budget: Literal["auto", "prefect", "off"] = Field(
         default="auto",
         description="Shared per-app request budgets via Prefect (auto: if PREFECT_API_URL is set).",

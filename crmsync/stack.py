@@ -805,6 +805,15 @@ def up(
         server_env.setdefault("PREFECT_UI_URL", state["ui_url"])  # links in notifications
         server_env.setdefault("PREFECT_UI_API_URL", api_url)  # what browsers call
         server_env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        # The triggers service evaluates every event against the automations; with none to
+        # evaluate it was a quarter of the server's CPU in a 1,000-tenant cycle (bench/
+        # proof_scale.py). It runs when failure notifications are configured, or when the
+        # operator sets PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED=true for automations of their own.
+        server_env.setdefault(
+            "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
+            "true" if get_settings().notification_block else "false",
+        )
+        state["triggers"] = server_env["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"]
         server_env.update(
             PREFECT_API_URL=local_api,  # itself, never another server inherited from the caller
             PREFECT_HOME=str(data / "prefect-server"),
@@ -935,6 +944,11 @@ def _maybe_automation(state: dict[str, Any], data: Path, echo: Echo) -> None:
     state["automation"] = {"name": AUTOMATION_NAME, "block": block}
     _write_state(state, data)
     echo(f"automation {AUTOMATION_NAME!r} {action} (notifies through {block})")
+    if str(state.get("triggers", "true")).lower() in ("false", "0"):
+        echo(
+            "warning: this server was started without its triggers service (no notification "
+            "block then), so the automation will not fire: `crmsync down` and `crmsync up`"
+        )
 
 
 _STOP_ORDER = {"worker": 0, "server": 1, "postgres": 2}

@@ -144,7 +144,10 @@ def pages_independent(integration_id: int, stream: str) -> bool:
 def map_page(integration_id: int, page: FetchedPage) -> MergeBatch:
     ctx = load_integration(integration_id)
     with db.connect() as conn:
-        return get_provider(ctx.provider).map_page(ctx, conn, page)
+        batch = get_provider(ctx.provider).map_page(ctx, conn, page)
+    if not page.commits_cursor:
+        batch.set_cursor = False
+    return batch
 
 
 def merge(batch: MergeBatch, run_id: int | None) -> MergeCounts:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -25,7 +26,8 @@ from pydantic import Field
 
 from connectors.errors import AuthError, QuotaExceededError
 from crmsync.merge import MergeBatch, MergeCounts
-from crmsync.providers.base import FetchedPage
+from crmsync.providers.base import FetchedPage, split_page
+from crmsync.settings import get_settings
 from crmsync.sync import TenantBusyError
 from tasks.push import deliver_pushes, plan_pushes
 from tasks.sync import (
@@ -70,7 +72,8 @@ async def _timed(seconds: dict[str, float], key: str, step: Awaitable[T]) -> T:
         seconds[key] += time.perf_counter() - t0
 
 
-async def _fetch_ahead(
+async def _advance(
+    parts: deque[FetchedPage],
     integration_id: int,
     stream: str,
     started_at: datetime,
@@ -78,16 +81,21 @@ async def _fetch_ahead(
     independent: bool,
     seconds: dict[str, float],
     lookback_days: int | None,
+    chunk: int,
 ) -> tuple[FetchedPage, MergeBatch | None]:
-    """Fetch the next page, and map it too when the stream's pages do not depend on each other."""
-    page = await _timed(
-        seconds,
-        "fetch_s",
-        fetch_modified(integration_id, stream, started_at, after, lookback_days),
-    )
+    """The next part to merge: from the page in hand, else from a newly fetched page; mapped
+    too when the stream's pages do not depend on each other (so it overlaps the merge)."""
+    if not parts:
+        page = await _timed(
+            seconds,
+            "fetch_s",
+            fetch_modified(integration_id, stream, started_at, after, lookback_days),
+        )
+        parts.extend(split_page(page, chunk))
+    part = parts.popleft()
     if not independent:
-        return page, None
-    return page, await _timed(seconds, "map_s", map_records(integration_id, opaque(page)))
+        return part, None
+    return part, await _timed(seconds, "map_s", map_records(integration_id, opaque(part)))
 
 
 @flow(
@@ -124,6 +132,7 @@ async def sync_tenant(
         return {"tenant": tenant_slug, "status": "skipped", "reason": str(exc)}
     counts: dict[str, dict[str, float]] = {}
     errors: dict[str, str] = {}
+    chunk = get_settings().merge_chunk_records
     for integ in await list_integrations(tenant_slug):
         try:
             await authenticate(integ.id)
@@ -139,30 +148,32 @@ async def sync_tenant(
             seconds = {"fetch_s": 0.0, "map_s": 0.0, "merge_s": 0.0}
 
             analyze_at = _ANALYZE_AFTER
+            parts: deque[FetchedPage] = deque()
             ahead: asyncio.Future[tuple[FetchedPage, MergeBatch | None]] | None = None
             try:
-                page = await _timed(
-                    seconds,
-                    "fetch_s",
-                    fetch_modified(integ.id, stream, started_at, None, lookback_days),
+                part, _ = await _advance(
+                    parts, integ.id, stream, started_at, None, False, seconds, lookback_days, chunk
                 )
-                batch = await _timed(seconds, "map_s", map_records(integ.id, opaque(page)))
+                batch = await _timed(seconds, "map_s", map_records(integ.id, opaque(part)))
                 while True:
-                    # Page N+1 is fetched (and, when pages are independent, mapped) while page
-                    # N merges; only the merge commits a cursor, so a crash repeats, never skips.
+                    # The next part (or page) is fetched, and mapped when parts are independent,
+                    # while this one merges; only a page's last part commits its cursor, so a
+                    # crash repeats work, never skips it.
                     ahead = (
                         asyncio.ensure_future(
-                            _fetch_ahead(
+                            _advance(
+                                parts,
                                 integ.id,
                                 stream,
                                 started_at,
-                                page.next_cursor,
+                                part.next_cursor,
                                 independent,
                                 seconds,
                                 lookback_days,
+                                chunk,
                             )
                         )
-                        if page.has_more
+                        if parts or part.has_more
                         else None
                     )
                     merged = await _timed(
@@ -174,9 +185,9 @@ async def sync_tenant(
                         analyze_at *= 4
                     if ahead is None:
                         break
-                    page, mapped = await ahead
+                    part, mapped = await ahead
                     batch = mapped or await _timed(
-                        seconds, "map_s", map_records(integ.id, opaque(page))
+                        seconds, "map_s", map_records(integ.id, opaque(part))
                     )
             except Exception as exc:
                 if ahead is not None and not ahead.done():

@@ -57,6 +57,31 @@ class FetchedPage:
     has_more: bool
     window_start: datetime | None = None
     invalid: list[tuple[Any, str]] = field(default_factory=list)
+    commits_cursor: bool = True  # False for every part of a split page but the last
+
+
+def split_page(page: FetchedPage, size: int) -> list[FetchedPage]:
+    """The page as parts of at most ``size`` records, in order, for separate map and merge.
+
+    Only the last part commits the page's cursor (ARCHITECTURE §2.1): a crash after an earlier
+    part re-reads the whole page next time, and the merge rules make the repeat harmless.
+    Quarantined records travel with the first part.
+    """
+    if len(page.records) <= size:
+        return [page]
+    starts = range(0, len(page.records), size)
+    return [
+        FetchedPage(
+            page.stream,
+            page.records[i : i + size],
+            page.next_cursor,
+            page.has_more,
+            page.window_start,
+            page.invalid if i == 0 else [],
+            commits_cursor=i == starts[-1],
+        )
+        for i in starts
+    ]
 
 
 @dataclass(slots=True)

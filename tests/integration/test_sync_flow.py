@@ -290,3 +290,52 @@ def test_backfill_rereads_an_integration_and_duplicates_nothing(emulator: Any) -
     assert opportunity_ids("delta", "job") == expected_external_ids(emulator, 104, "jobs")
     assert summary["counts"]["st-main:jobs"]["updated"] == 0
     assert q("SELECT count(*) - count(DISTINCT external_id) FROM opportunity") == [(0,)]
+
+
+def test_pages_merged_in_parts_end_with_exactly_the_records_of_whole_pages(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRM page larger than merge_chunk_records is mapped and merged in parts (bounded memory);
+    a failure after a committed part leaves the page's cursor where it was, and the rerun ends
+    identical to a sync of whole pages."""
+    from crmsync import sync as steps
+    from crmsync.settings import get_settings
+
+    add_st_tenant(emulator, "whole", 104, models=["job"])
+    add_st_tenant(emulator, "parts", 104, models=["job"])
+    asyncio.run(sync_tenant("whole"))
+
+    monkeypatch.setattr(get_settings(), "merge_chunk_records", 4)  # pages of 15 → 4 parts
+    real_merge = steps.merge
+    calls = {"jobs": 0}
+
+    def failing_merge(batch: Any, run_id: int | None) -> Any:
+        if batch.stream == "jobs":
+            calls["jobs"] += 1
+            if calls["jobs"] == 2:
+                raise RuntimeError("merge of the second part fails")
+        return real_merge(batch, run_id)
+
+    monkeypatch.setattr(steps, "merge", failing_merge)
+    with pytest.raises(Exception, match="second part fails"):
+        asyncio.run(sync_tenant("parts"))
+    cursor = q(
+        "SELECT c.cursor FROM sync_cursor c JOIN tenant t ON t.id = c.tenant_id "
+        "WHERE t.slug = 'parts' AND c.stream = 'jobs'"
+    )
+    assert cursor == [], "a part that is not the page's last must not commit the cursor"
+    assert 0 < len(opportunity_ids("parts", "job")) <= 4  # the first part did merge
+
+    monkeypatch.setattr(steps, "merge", real_merge)
+    asyncio.run(sync_tenant("parts"))
+
+    def snapshot(slug: str) -> list[tuple[Any, ...]]:
+        return q(
+            "SELECT o.external_id, o.external_updated_at, o.email, o.phone, o.first_name, "
+            "o.last_name, o.status, o.details FROM opportunity o JOIN tenant t ON t.id = o.tenant_id "
+            "WHERE t.slug = %s ORDER BY o.external_id",
+            slug,
+        )
+
+    assert snapshot("parts") == snapshot("whole")
+    assert len(snapshot("parts")) == len(expected_external_ids(emulator, 104, "jobs"))
