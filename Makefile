@@ -30,5 +30,11 @@ lint: $(VENV)
 bench: $(VENV)
 	.venv/bin/python bench/bench_servicetitan.py
 
+# The heavy proofs of README "Proof" (about 30 minutes on 2 cores); CI runs the small-scale checks.
+proof: $(VENV)
+	.venv/bin/python bench/proof_scale.py --tenants 1000 --jobs 20
+	.venv/bin/python bench/proof_throughput.py --records 100000,1000000
+	.venv/bin/python bench/proof_faults.py
+
 clean:
 	rm -rf .venv .tools .crmsync

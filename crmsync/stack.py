@@ -56,6 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PREFECT_DATABASE = "crmsync_prefect"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 AUTOMATION_NAME = "crmsync: notify on failed or crashed flow runs"
+ZOMBIE_AUTOMATION_NAME = "crmsync: crash flow runs whose heartbeats stopped"
+HEARTBEAT_SECONDS = 30  # flow-run heartbeat of every worker's runs (Prefect's default: 180)
+ZOMBIE_AFTER = timedelta(seconds=150)  # five missed heartbeats
 
 # Retention of the Prefect database (prefect-notes §8: every 15 minutes 1 dispatcher run + one run
 # per tenant with ~5 task runs each, plus push-pending every minute: ~6k flow runs a day at 50
@@ -641,6 +644,54 @@ async def _ensure_automation(api_url: str, block: str) -> str:
         return "created"
 
 
+async def _ensure_zombie_automation(api_url: str) -> str:
+    """A flow run whose heartbeats stop (its worker was killed, its machine died) → Crashed.
+
+    Without it a killed run stays Running for ever: the dispatcher waiting on it never ends, and
+    the sync-all-tenants deployment (one run at a time, CANCEL_NEW) cancels every later round,
+    so the whole fleet stops syncing. Prefect's documented recipe:
+    https://docs.prefect.io/v3/advanced/detect-zombie-flows
+    """
+    from prefect.automations import AutomationCore, ChangeFlowRunState, EventTrigger, Posture
+    from prefect.client.schemas.objects import StateType
+
+    automation = AutomationCore(
+        name=ZOMBIE_AUTOMATION_NAME,
+        description="Created by `crmsync up`: a run with no heartbeat for "
+        f"{int(ZOMBIE_AFTER.total_seconds())} s is Crashed, so Retry and the next round proceed.",
+        enabled=True,
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=ZOMBIE_AFTER,
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message="No heartbeat: the process running this flow run died. "
+                "Retry re-runs only what did not complete.",
+            )
+        ],
+    )
+    async with _client(api_url) as client:
+        existing = await client.read_automations_by_name(ZOMBIE_AUTOMATION_NAME)
+        if existing:
+            await client.update_automation(existing[0].id, automation)
+            return "updated"
+        await client.create_automation(automation)
+        return "created"
+
+
 # --------------------------------------------------------------------------- up / down / status
 
 
@@ -805,15 +856,6 @@ def up(
         server_env.setdefault("PREFECT_UI_URL", state["ui_url"])  # links in notifications
         server_env.setdefault("PREFECT_UI_API_URL", api_url)  # what browsers call
         server_env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        # The triggers service evaluates every event against the automations; with none to
-        # evaluate it was a quarter of the server's CPU in a 1,000-tenant cycle (bench/
-        # proof_scale.py). It runs when failure notifications are configured, or when the
-        # operator sets PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED=true for automations of their own.
-        server_env.setdefault(
-            "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
-            "true" if get_settings().notification_block else "false",
-        )
-        state["triggers"] = server_env["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"]
         server_env.update(
             PREFECT_API_URL=local_api,  # itself, never another server inherited from the caller
             PREFECT_HOME=str(data / "prefect-server"),
@@ -854,6 +896,7 @@ def up(
             "PREFECT_API_URL": local_api,
             "PREFECT_CLI_PROMPT": "false",
         }
+        client_env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
         # 4. Workers, starting (~5 s of imports each) while the deployments register.
         spawned_at = datetime.now(UTC) - timedelta(seconds=1)
         names = [f"crmsync-{socket.gethostname()}-{i}" for i in range(1, workers + 1)]
@@ -897,6 +940,8 @@ def up(
 
         state["status"] = "up"
         _write_state(state, data)
+        zombie = asyncio.run(_ensure_zombie_automation(local_api))
+        echo(f"automation {ZOMBIE_AUTOMATION_NAME!r} {zombie}")
         _maybe_automation(state, data, echo)
     except BaseException:
         state["status"] = "failed"
@@ -944,11 +989,6 @@ def _maybe_automation(state: dict[str, Any], data: Path, echo: Echo) -> None:
     state["automation"] = {"name": AUTOMATION_NAME, "block": block}
     _write_state(state, data)
     echo(f"automation {AUTOMATION_NAME!r} {action} (notifies through {block})")
-    if str(state.get("triggers", "true")).lower() in ("false", "0"):
-        echo(
-            "warning: this server was started without its triggers service (no notification "
-            "block then), so the automation will not fire: `crmsync down` and `crmsync up`"
-        )
 
 
 _STOP_ORDER = {"worker": 0, "server": 1, "postgres": 2}

@@ -178,6 +178,16 @@ def start_run(tenant_slug: str, flow_run_id: str | None, round_id: str | None = 
         lock.close()
         raise TenantBusyError(f"tenant {tenant_slug} is already being synced")
     try:
+        # Holding the lock proves no other run of this tenant is alive: a run still marked
+        # running died with its process (kill -9, lost machine) and is closed as crashed.
+        with db.connect() as conn:
+            conn.execute(
+                "UPDATE sync_run SET status = 'crashed', finished_at = now(), "
+                "errors = coalesce(errors, '{}'::jsonb) || "
+                '\'{"run": "its process died before the run finished"}\'::jsonb '
+                "WHERE tenant_id = %s AND status = 'running'",
+                (tenant_id,),
+            )
         with db.session() as s:
             run = SyncRun(tenant_id=tenant_id, flow_run_id=flow_run_id, round_id=round_id)
             s.add(run)

@@ -4,12 +4,12 @@ The restart happens on a private cluster in a temporary directory (never the mac
 server, which other runs share), with the hub database migrated on it and the sync running as a
 real ``crmsync sync`` process, like the SIGKILL test of test_sync_flow.py.
 
-The rule: a restart of a few seconds is a transient fault. The task that meets the dropped or
-refused connection fails with ``psycopg.OperationalError``, which ``retry_transient`` retries;
-every hub access opens a fresh connection (``db.connect``) or pre-pings its pool
-(``db.session``), and a page's merge commits its data and cursor in one transaction. So the run
-recovers by itself and *completes*: no rerun, every record once, exactly what an undisturbed sync
-of the same CRM data stores.
+The rule: a restart of a few seconds is a transient fault that the run absorbs by itself. A step
+that asks for a connection during the outage waits in the hub pool (``db.connect``: the pool
+reconnects and pings what it hands out); a step whose connection is cut fails with
+``psycopg.OperationalError``, which ``retry_transient`` retries; a page's merge commits its data
+and cursor in one transaction, so a retried page is never half-applied. So the run *completes*:
+no rerun, every record once, exactly what an undisturbed sync of the same CRM data stores.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def private_hub(tmp_path: Path) -> Iterator[PrivateHub]:
         yield hub
     finally:
         db.engine().dispose()
+        db.close_pools()
         mp.undo()
         get_settings.cache_clear()
         db.engine.cache_clear()
@@ -98,7 +99,7 @@ def snapshot(slug: str) -> list[tuple[Any, ...]]:
     )
 
 
-def test_a_postgres_restart_mid_stream_is_retried_and_the_run_completes_with_every_record_once(
+def test_a_hub_postgres_restart_mid_stream_is_absorbed_within_the_run_and_stores_every_record_once(
     emulator: Any, private_hub: PrivateHub
 ) -> None:
     from prefect.settings import PREFECT_API_URL
@@ -111,7 +112,7 @@ def test_a_postgres_restart_mid_stream_is_retried_and_the_run_completes_with_eve
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "DATABASE_URL": private_hub.url,
-        "PREFECT_LOGGING_LEVEL": "INFO",  # task retries are logged at INFO
+        "PREFECT_LOGGING_LEVEL": "INFO",  # task retries are logged at INFO, the pool's at WARNING
     }
     cmd = [sys.executable, "-m", "crmsync", "sync", "--tenant", "restarted"]
     proc = subprocess.Popen(
@@ -138,9 +139,12 @@ def test_a_postgres_restart_mid_stream_is_retried_and_the_run_completes_with_eve
         emulator.state.clear_faults()
     log = output.decode(errors="replace")
     assert 0 < partial < total, "the restart must land in the middle of the jobs stream"
-    retried = [line for line in log.splitlines() if "Retry 1/2 will start" in line]
-    assert retried, "no hub access met the outage: the test proved nothing"
-    assert all("OperationalError" in line or "Shutdown" in line for line in retried), retried
+    met = [
+        line
+        for line in log.splitlines()
+        if "Retry 1/2 will start" in line or "error connecting in 'crmsync-hub'" in line
+    ]
+    assert met, "no hub access met the outage: the test proved nothing"
     assert proc.returncode == 0, log[-3000:]
     runs = q(
         "SELECT r.status FROM sync_run r JOIN tenant t ON t.id = r.tenant_id "

@@ -29,6 +29,7 @@ POOL = "crmsync-process"
 DEPLOYMENTS = {
     "sync-all-tenants",
     "sync-tenant",
+    "sync-tenant-batch",
     "push-pending",
     "retry-failed-pushes",
     "push-failures-report",
@@ -124,6 +125,25 @@ def test_every_prefect_yaml_deployment_is_registered_on_the_process_pool(
         (step,) = deployments[name]["pull_steps"]
         directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
         assert directory == "{{ $CRMSYNC_HOME }}"
+
+
+def test_runs_whose_heartbeats_stop_are_crashed_by_an_automation_the_stack_installs(
+    running: dict[str, Any],
+) -> None:
+    """A killed worker's runs must not stay Running (the next round would be cancelled)."""
+    body = {"limit": 50, "offset": 0}
+    automations = {a["name"]: a for a in _api(running, "POST", "/automations/filter", json=body)}
+    zombie = automations[stack.ZOMBIE_AUTOMATION_NAME]
+    assert zombie["enabled"]
+    trigger = zombie["trigger"]
+    assert trigger["posture"] == "Proactive"
+    assert set(trigger["after"]) == {"prefect.flow-run.heartbeat"}
+    assert "prefect.flow-run.heartbeat" in trigger["expect"]
+    assert _duration(trigger["within"]) > timedelta(seconds=stack.HEARTBEAT_SECONDS * 2)
+    (action,) = zombie["actions"]
+    assert action["type"] == "change-flow-run-state" and action["state"] == "CRASHED"
+    settings = _api(running, "GET", "/admin/settings")
+    assert settings["server"]["services"]["triggers"]["enabled"] is True
 
 
 def test_the_worker_process_is_alive_and_online_in_the_pool(running: dict[str, Any]) -> None:

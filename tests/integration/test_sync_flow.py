@@ -198,6 +198,11 @@ def test_sync_killed_mid_stream_then_rerun_ends_with_exactly_the_records_of_a_cl
     emulator.state.clear_faults()
     asyncio.run(sync_tenant("killed"))
     asyncio.run(sync_tenant("clean"))
+    statuses = q(
+        "SELECT r.status FROM sync_run r JOIN tenant t ON t.id = r.tenant_id "
+        "WHERE t.slug = 'killed' ORDER BY r.id"
+    )
+    assert statuses == [("crashed",), ("completed",)], "the killed run is closed by the next one"
 
     def snapshot(slug: str) -> list[tuple[Any, ...]]:
         return q(
