@@ -21,9 +21,9 @@ collides with nothing):
    mid-stream, the worker running it is killed with SIGKILL together with every process under it
    (a process worker runs each flow run in a child process with a session of its own, which
    would otherwise live on).
-4. It watches what Prefect shows for the killed runs, marks them Crashed (what a zombie-detection
-   automation or an operator does), starts a replacement worker (recorded in stack.json, so
-   ``down`` stops it), waits for the round to end and presses Retry on it (state AwaitingRetry,
+4. It waits for the stack's zombie automation to mark the killed runs Crashed (no heartbeat for
+   ``crmsync.stack.ZOMBIE_AFTER``; a PASS line says whether it did), marks any left Crashed,
+   starts a replacement worker (recorded in stack.json, so ``down`` stops it), waits for the round to end and presses Retry on it (state AwaitingRetry,
    as the UI does); the retried round re-runs only the tenants that did not complete.
 5. A reference round over the ``ref-*`` tenants without faults, then a per-tenant comparison of
    every stored opportunity field: same rows, none missing, none duplicated. ``down()`` always.
@@ -266,7 +266,12 @@ def main() -> int:
     ap.add_argument("--pg-restart", action="store_true", help="restart the hub PostgreSQL mid-run")
     ap.add_argument("--down-for", type=float, default=2.0, help="seconds the hub stays down")
     ap.add_argument("--no-kill", action="store_true", help="do not kill a worker")
-    ap.add_argument("--observe", type=float, default=20.0, help="seconds to watch killed runs")
+    ap.add_argument(
+        "--observe",
+        type=float,
+        default=240.0,
+        help="seconds to wait for the zombie automation to crash the killed runs",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the data dir (logs) afterwards")
     args = ap.parse_args()
     if not local_pg_answers():
@@ -494,17 +499,29 @@ def main() -> int:
                     f"{[(r.name, r.infrastructure_pid) for r in killed_runs]}"
                 )
                 t_kill = time.monotonic()
+                # The stack's zombie automation (no heartbeat for ZOMBIE_AFTER) should crash them.
                 while time.monotonic() - t_kill < args.observe:
-                    time.sleep(2)
+                    time.sleep(5)
+                    shown = {r.name: api.state_of(r.id) for r in killed_runs}
+                    if not any("RUNNING" in s for s in shown.values()):
+                        break
                 shown = {r.name: api.state_of(r.id) for r in killed_runs}
+                crashed_by_automation = all("CRASHED" in s for s in shown.values())
+                results.append(
+                    (
+                        "Prefect marks the killed runs Crashed (zombie automation)",
+                        crashed_by_automation,
+                        f"{time.monotonic() - t_kill:.0f} s after the kill",
+                    )
+                )
                 say(
                     f"after {args.observe:g} s Prefect shows: {shown}; round: "
                     f"{api.state_of(round_run.id)}"
                 )
-                stuck = [n for n, s in shown.items() if "RUNNING" in s]
                 notes.append(
-                    f"killed runs {args.observe:g} s after SIGKILL: {shown} "
-                    f"(heartbeat every 180 s by default; no zombie automation in this stack)"
+                    f"killed runs {time.monotonic() - t_kill:.0f} s after SIGKILL: {shown} "
+                    f"(heartbeats every {stack.HEARTBEAT_SECONDS} s; the zombie automation "
+                    f"crashes a run after {int(stack.ZOMBIE_AFTER.total_seconds())} s without one)"
                 )
                 # ---- recovery: mark them Crashed (what a zombie automation or operator does)
                 api.crash_zombies()
@@ -535,9 +552,6 @@ def main() -> int:
                     state["local_api_url"], state["work_pool"], {killed_worker}, [fresh], since, 120
                 )
                 say(f"replacement worker {killed_worker} (pid {fresh.pid}) online")
-                results.append(
-                    ("killed runs stuck Running until marked", bool(stuck) or not killed_runs, "")
-                )
 
             first = api.wait_final(round_run.id, 300, sweep=not args.no_kill)
             say(f"round ended: {first.state.name}: {first.state.message}")

@@ -344,3 +344,71 @@ def test_pages_merged_in_parts_end_with_exactly_the_records_of_whole_pages(
 
     assert snapshot("parts") == snapshot("whole")
     assert len(snapshot("parts")) == len(expected_external_ids(emulator, 104, "jobs"))
+
+
+def test_a_batched_round_names_only_the_tenants_that_failed_and_its_retry_runs_only_those(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dispatch=deployment with batch_size > 1: a batch run fails when one of its tenants fails,
+    but the round blames (and its Retry re-runs) only the tenants whose run did not complete.
+
+    The sync-tenant-batch deployment run is replaced by the same flow as a subflow (what the
+    worker would run), so the dispatcher's own bookkeeping is what is under test."""
+    import flows.sync as flows_sync
+
+    async def batch_as_subflow(
+        slugs: list[str], round_id: str, max_concurrency: int, attempt: int
+    ) -> Any:
+        return await sync_all_tenants(  # type: ignore[call-overload]
+            max_concurrency, slugs, "subflow", round_id, return_state=True
+        )
+
+    monkeypatch.setattr(flows_sync, "_run_batch", batch_as_subflow)
+    for slug, st in (("b-one", 101), ("b-two", 102), ("b-three", 104)):
+        add_st_tenant(emulator, slug, st)
+    broken = add_st_tenant(emulator, "b-broken", 103, secret="cs1.wrong")
+    slugs = ["b-broken", "b-one", "b-three", "b-two"]
+    first = asyncio.run(
+        sync_all_tenants(  # type: ignore[call-overload]
+            tenants=slugs,
+            dispatch="deployment",
+            batch_size=2,
+            round_id="round-b",
+            return_state=True,
+        )
+    )
+    assert first.is_failed()
+    assert first.message.endswith("failed: b-broken"), first.message  # not b-one, its batch-mate
+
+    from crmsync import crypto
+
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE integration SET credentials = %s WHERE id = %s",
+            (
+                crypto.encrypt_json(
+                    {
+                        "client_id": "cid.103",
+                        "client_secret": "cs1.103",
+                        "app_key": APP_KEY,
+                        "tenant_id": "103",
+                    }
+                ),
+                broken,
+            ),
+        )
+    second = asyncio.run(
+        sync_all_tenants(  # type: ignore[call-overload]
+            tenants=slugs,
+            dispatch="deployment",
+            batch_size=2,
+            round_id="round-b",
+            return_state=True,
+        )
+    )
+    assert second.is_completed(), second.message
+    runs = q(
+        "SELECT t.slug, count(*) FROM sync_run r JOIN tenant t ON t.id = r.tenant_id "
+        "WHERE r.round_id = 'round-b' GROUP BY 1 ORDER BY 1"
+    )
+    assert runs == [("b-broken", 2), ("b-one", 1), ("b-three", 1), ("b-two", 1)]
