@@ -677,6 +677,8 @@ async def _ensure_zombie_automation(api_url: str) -> str:
         ),
         actions=[
             ChangeFlowRunState(
+                name=None,
+                force=False,
                 state=StateType.CRASHED,
                 message="No heartbeat: the process running this flow run died. "
                 "Retry re-runs only what did not complete.",

@@ -267,7 +267,7 @@ async def sync_all_tenants(
     from crmsync.sync import active_tenants
 
     round_id = round_id or (str(flow_run.id) if flow_run.id else None) or str(uuid.uuid4())
-    slugs: list[str] = tenants or await asyncio.to_thread(active_tenants)
+    slugs: list[str] = list(tenants) if tenants else await asyncio.to_thread(active_tenants)
     done = await completed_in_round(round_id)
     todo = [s for s in slugs if s not in done]
     attempt = flow_run.run_count or 1
