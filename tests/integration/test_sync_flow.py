@@ -97,6 +97,33 @@ def opportunity_ids(slug: str, model: str) -> set[str]:
     }
 
 
+def snapshot(slug: str) -> list[tuple[Any, ...]]:
+    """Every stored field of a tenant's opportunities, in external id order."""
+    return q(
+        "SELECT o.external_id, o.external_updated_at, o.email, o.phone, o.first_name, "
+        "o.last_name, o.status, o.details FROM opportunity o JOIN tenant t ON t.id = o.tenant_id "
+        "WHERE t.slug = %s ORDER BY o.external_id",
+        slug,
+    )
+
+
+def fix_credentials(integration_id: int, st_id: int) -> None:
+    """What the operator does before pressing Retry: store the right client secret."""
+    from crmsync import crypto
+
+    creds = {
+        "client_id": f"cid.{st_id}",
+        "client_secret": f"cs1.{st_id}",
+        "app_key": APP_KEY,
+        "tenant_id": str(st_id),
+    }
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE integration SET credentials = %s WHERE id = %s",
+            (crypto.encrypt_json(creds), integration_id),
+        )
+
+
 def test_sync_all_tenants_syncs_every_tenant_and_names_the_failing_one(emulator: Any) -> None:
     add_st_tenant(emulator, "alpha", 101)
     add_st_tenant(emulator, "bravo", 102)
@@ -204,14 +231,6 @@ def test_sync_killed_mid_stream_then_rerun_ends_with_exactly_the_records_of_a_cl
     )
     assert statuses == [("crashed",), ("completed",)], "the killed run is closed by the next one"
 
-    def snapshot(slug: str) -> list[tuple[Any, ...]]:
-        return q(
-            "SELECT o.external_id, o.external_updated_at, o.email, o.phone, o.first_name, "
-            "o.last_name, o.status, o.details FROM opportunity o JOIN tenant t ON t.id = o.tenant_id "
-            "WHERE t.slug = %s ORDER BY o.external_id",
-            slug,
-        )
-
     killed, clean = snapshot("killed"), snapshot("clean")
     assert len(killed) == total
     assert [r[0] for r in killed] == sorted({r[0] for r in killed}), "no duplicates"
@@ -224,24 +243,7 @@ def test_a_retried_round_runs_only_the_tenants_that_failed(emulator: Any) -> Non
     broken = add_st_tenant(emulator, "broken", 103, secret="cs1.wrong")
     first = asyncio.run(sync_all_tenants(round_id="round-1", return_state=True))  # type: ignore[call-overload]
     assert first.is_failed() and "broken" in first.message
-    from crmsync import crypto
-
-    with db.connect() as conn:  # the operator fixes the credentials, then presses Retry
-        conn.execute(
-            "UPDATE integration SET credentials = %s WHERE id = %s",
-            (
-                crypto.encrypt_json(
-                    {
-                        "client_id": "cid.103",
-                        "client_secret": "cs1.103",
-                        "app_key": APP_KEY,
-                        "tenant_id": "103",
-                    }
-                ),
-                broken,
-            ),
-        )
-        conn.commit()
+    fix_credentials(broken, 103)  # then the operator presses Retry
     second = asyncio.run(sync_all_tenants(round_id="round-1", return_state=True))  # type: ignore[call-overload]
     assert second.is_completed(), second.message
     assert "1 already completed earlier in this round" in second.message
@@ -334,14 +336,6 @@ def test_pages_merged_in_parts_end_with_exactly_the_records_of_whole_pages(
     monkeypatch.setattr(steps, "merge", real_merge)
     asyncio.run(sync_tenant("parts"))
 
-    def snapshot(slug: str) -> list[tuple[Any, ...]]:
-        return q(
-            "SELECT o.external_id, o.external_updated_at, o.email, o.phone, o.first_name, "
-            "o.last_name, o.status, o.details FROM opportunity o JOIN tenant t ON t.id = o.tenant_id "
-            "WHERE t.slug = %s ORDER BY o.external_id",
-            slug,
-        )
-
     assert snapshot("parts") == snapshot("whole")
     assert len(snapshot("parts")) == len(expected_external_ids(emulator, 104, "jobs"))
 
@@ -380,23 +374,7 @@ def test_a_batched_round_names_only_the_tenants_that_failed_and_its_retry_runs_o
     assert first.is_failed()
     assert first.message.endswith("failed: b-broken"), first.message  # not b-one, its batch-mate
 
-    from crmsync import crypto
-
-    with db.connect() as conn:
-        conn.execute(
-            "UPDATE integration SET credentials = %s WHERE id = %s",
-            (
-                crypto.encrypt_json(
-                    {
-                        "client_id": "cid.103",
-                        "client_secret": "cs1.103",
-                        "app_key": APP_KEY,
-                        "tenant_id": "103",
-                    }
-                ),
-                broken,
-            ),
-        )
+    fix_credentials(broken, 103)
     second = asyncio.run(
         sync_all_tenants(  # type: ignore[call-overload]
             tenants=slugs,
