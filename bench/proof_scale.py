@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,7 +115,6 @@ def main() -> None:
         from crmsync.settings import get_settings
 
         get_settings.cache_clear()
-        import subprocess
 
         port = free_port()
         tenant_args: list[str] = []

@@ -10,6 +10,7 @@ Tenant flows are async so the dispatcher runs several at once for ~0.1 s of Pref
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections import deque
@@ -149,30 +150,30 @@ async def sync_tenant(
 
             analyze_at = _ANALYZE_AFTER
             parts: deque[FetchedPage] = deque()
+            advance = functools.partial(
+                _advance,
+                parts,
+                integ.id,
+                stream,
+                started_at,
+                independent=independent,
+                seconds=seconds,
+                lookback_days=lookback_days,
+                chunk=chunk,
+            )
             ahead: asyncio.Future[tuple[FetchedPage, MergeBatch | None]] | None = None
             try:
-                part, _ = await _advance(
-                    parts, integ.id, stream, started_at, None, False, seconds, lookback_days, chunk
-                )
-                batch = await _timed(seconds, "map_s", map_records(integ.id, opaque(part)))
-                while True:
+                ahead = asyncio.ensure_future(advance(None))
+                while ahead is not None:
+                    part, mapped = await ahead
+                    batch = mapped or await _timed(
+                        seconds, "map_s", map_records(integ.id, opaque(part))
+                    )
                     # The next part (or page) is fetched, and mapped when parts are independent,
                     # while this one merges; only a page's last part commits its cursor, so a
                     # crash repeats work, never skips it.
                     ahead = (
-                        asyncio.ensure_future(
-                            _advance(
-                                parts,
-                                integ.id,
-                                stream,
-                                started_at,
-                                part.next_cursor,
-                                independent,
-                                seconds,
-                                lookback_days,
-                                chunk,
-                            )
-                        )
+                        asyncio.ensure_future(advance(part.next_cursor))
                         if parts or part.has_more
                         else None
                     )
@@ -183,12 +184,6 @@ async def sync_tenant(
                     if totals.fetched >= analyze_at:  # statistics keep up with a big first load
                         await refresh_statistics()
                         analyze_at *= 4
-                    if ahead is None:
-                        break
-                    part, mapped = await ahead
-                    batch = mapped or await _timed(
-                        seconds, "map_s", map_records(integ.id, opaque(part))
-                    )
             except Exception as exc:
                 if ahead is not None and not ahead.done():
                     ahead.cancel()
@@ -304,38 +299,40 @@ async def sync_all_tenants(
     return Completed(message=message)
 
 
-async def _run_tenant_deployment(slug: str, round_id: str, attempt: int) -> State[Any]:
+async def _run_deployment(name: str, parameters: dict[str, Any], key: str) -> State[Any]:
+    """Start a deployment run as a child of this flow run and wait for its final state; the
+    idempotency key makes a re-sent request (API retry) start nothing twice."""
     from prefect.deployments import run_deployment
 
     child = await run_deployment(  # type: ignore[misc]
-        "sync-tenant/sync-tenant",
-        parameters={"tenant_slug": slug, "round_id": round_id},
-        as_subflow=True,
-        idempotency_key=f"{round_id}:{slug}:{attempt}",
+        name, parameters=parameters, as_subflow=True, idempotency_key=key
     )
     assert child.state is not None
     return child.state
+
+
+async def _run_tenant_deployment(slug: str, round_id: str, attempt: int) -> State[Any]:
+    return await _run_deployment(
+        "sync-tenant/sync-tenant",
+        {"tenant_slug": slug, "round_id": round_id},
+        f"{round_id}:{slug}:{attempt}",
+    )
 
 
 async def _run_batch(
     slugs: list[str], round_id: str, max_concurrency: int, attempt: int
 ) -> State[Any]:
     """One sync-tenant-batch deployment run: these tenants as subflows on one worker."""
-    from prefect.deployments import run_deployment
-
-    child = await run_deployment(  # type: ignore[misc]
+    return await _run_deployment(
         "sync-all-tenants/sync-tenant-batch",
-        parameters={
+        {
             "tenants": slugs,
             "dispatch": "subflow",
             "round_id": round_id,
             "max_concurrency": max_concurrency,
         },
-        as_subflow=True,
-        idempotency_key=f"{round_id}:{slugs[0]}..{slugs[-1]}:{len(slugs)}:{attempt}",
+        f"{round_id}:{slugs[0]}..{slugs[-1]}:{len(slugs)}:{attempt}",
     )
-    assert child.state is not None
-    return child.state
 
 
 @flow(name="backfill", flow_run_name="backfill-{tenant_slug}-{integration}")
