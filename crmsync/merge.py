@@ -48,6 +48,15 @@ class MirrorRow:
     parent_ref: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class CursorUpdate:
+    """A stream cursor to commit with a batch (a chunk's last batch carries all of its own)."""
+
+    stream: str
+    cursor: str | None
+    window_start: datetime | None = None
+
+
 @dataclass(slots=True)
 class MergeBatch:
     tenant_id: int
@@ -62,6 +71,7 @@ class MergeBatch:
     set_cursor: bool = False
     window_start: datetime | None = None
     fetched: int = 0
+    cursors: list[CursorUpdate] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -159,8 +169,11 @@ def merge_batch(
         if batch.opportunities:
             _merge_opportunities(cur, batch, counts, run_id)
         _record_rejects(cur, batch, run_id)
+        updates = list(batch.cursors)
         if batch.set_cursor:
-            cur.execute(
+            updates.insert(0, CursorUpdate(batch.stream, batch.cursor, batch.window_start))
+        if updates:
+            cur.executemany(
                 """
                 INSERT INTO sync_cursor (tenant_id, integration_id, stream, cursor, window_start,
                                          last_success_at, updated_at)
@@ -170,13 +183,10 @@ def merge_batch(
                     window_start = coalesce(excluded.window_start, sync_cursor.window_start),
                     last_success_at = now(), updated_at = now()
                 """,
-                (
-                    batch.tenant_id,
-                    batch.integration_id,
-                    batch.stream,
-                    batch.cursor,
-                    batch.window_start,
-                ),
+                [
+                    (batch.tenant_id, batch.integration_id, u.stream, u.cursor, u.window_start)
+                    for u in updates
+                ],
             )
     return counts
 

@@ -465,3 +465,65 @@ def failures_report(hours: float, tenant_id: int | None = None) -> tuple[str, in
         err = (error or "").replace("|", "\\|").replace("\n", " ")[:200]
         lines.append(f"| {slug} | {name} | {status} | {n} | {last:%Y-%m-%d %H:%M} | {err} |")
     return "\n".join(lines) + "\n", total
+
+
+def due_tenants(
+    *,
+    tenant_id: int | None = None,
+    recheck_deferred: bool = False,
+    policy: PushPolicy | None = None,
+    now: datetime | None = None,
+) -> list[tuple[int, str]]:
+    """Tenants with push work, as (id, slug): an activity an enabled integration has not planned
+    yet, or a ledger row whose time has come (any deferred row with ``recheck_deferred``, as
+    after a pull). One query, so a sweep over an idle fleet costs one round trip and starts
+    nothing: no flow or task run per idle tenant."""
+    policy = policy or PushPolicy()
+    now = now or datetime.now(UTC)
+    with db.connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT t.id, t.slug FROM tenant t
+            WHERE (%(tenant)s::bigint IS NULL OR t.id = %(tenant)s) AND (EXISTS (
+                SELECT 1 FROM integration i JOIN activity a ON a.tenant_id = i.tenant_id
+                WHERE i.tenant_id = t.id AND i.enabled AND NOT EXISTS (
+                    SELECT 1 FROM push_ledger l WHERE l.tenant_id = a.tenant_id
+                    AND l.activity_id = a.id AND l.integration_id = i.id))
+            OR EXISTS (
+                SELECT 1 FROM push_ledger l JOIN integration i ON i.id = l.integration_id
+                WHERE l.tenant_id = t.id AND i.enabled AND NOT i.paused AND (
+                    (l.status IN ('pending', 'failed', 'deferred')
+                     AND l.next_attempt_at <= %(now)s)
+                    OR (l.status = 'deferred' AND %(recheck)s)
+                    OR (l.status = 'sending' AND l.updated_at < %(stale)s))))
+            ORDER BY t.slug
+            """,
+            {
+                "tenant": tenant_id,
+                "recheck": recheck_deferred,
+                "now": now,
+                "stale": now - timedelta(seconds=policy.stale_sending_seconds),
+            },
+        ).fetchall()
+    return [(int(i), str(s)) for i, s in rows]
+
+
+def push_tenant(
+    tenant_id: int, *, include_deferred: bool = False, run_id: int | None = None
+) -> PushCounts:
+    """Plan, then deliver every due push of the tenant, batch after batch.
+
+    ``include_deferred``: right after a pull, re-check each deferred row once (its parent record
+    may have just arrived). Failures are recorded per row, never raised, so one bad CRM call
+    never blocks the rest of the outbox.
+    """
+    total = PushCounts(planned=plan(tenant_id))
+    started = datetime.now(UTC) if include_deferred else None
+    batch_size = PushPolicy().batch_size
+    while True:
+        counts = deliver(tenant_id, recheck_deferred_before=started, run_id=run_id)
+        for k in _COUNTED:
+            setattr(total, k, getattr(total, k) + getattr(counts, k))
+        total.errors.update(counts.errors)
+        if sum(getattr(counts, k) for k in _COUNTED) < batch_size:
+            return total

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         "5,000 records) is split into parts of this size so a sync's memory does not follow the "
         "CRM's page size; only the page's last part commits its cursor.",
     )
+    chunk_records: int = Field(
+        default=5000,
+        ge=1,
+        description="Records one fetch-modified task run gathers across an integration's streams "
+        "before map and merge take them (at least one page). A small tenant's changes fit in one "
+        "chunk, so it costs one task run per DAG step; a first load costs one task triple per "
+        "chunk.",
+    )
     rate_budget: Literal["auto", "prefect", "off"] = Field(
         default="auto",
         description="Shared per-app request budgets via Prefect (auto: if PREFECT_API_URL is set).",

@@ -7,6 +7,9 @@ and a Python shell drive exactly the code the flows run.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +18,9 @@ import orjson
 from sqlmodel import select
 
 from crmsync import crypto, db
-from crmsync.merge import MergeBatch, MergeCounts, merge_batch
+from crmsync.merge import CursorUpdate, MergeBatch, MergeCounts, merge_batch
 from crmsync.providers import get_provider
-from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor
+from crmsync.providers.base import FetchedPage, IntegrationContext, StreamCursor, split_page
 from crmsync.settings import get_settings
 from models.hub import Integration, SyncRun, Tenant
 
@@ -72,7 +75,33 @@ def active_tenants() -> list[str]:
     return [r[0] for r in rows]
 
 
+_held: dict[int, IntegrationContext] = {}
+
+
+def hold_contexts(integration_ids: Iterable[int]) -> None:
+    """Load and decrypt these integrations once for the length of a tenant run.
+
+    Without it every task rebuilt its context (SELECT, decrypt, validate) two or three times per
+    chunk. The contexts stay in this process only: tasks still take ids, and nothing secret
+    becomes a task parameter or result. A run releases them when it ends, so a credential fixed
+    between runs is read by the next one.
+    """
+    for integration_id in integration_ids:
+        _held[integration_id] = _load_integration(integration_id)
+
+
+def release_contexts(integration_ids: Iterable[int]) -> None:
+    for integration_id in integration_ids:
+        _held.pop(integration_id, None)
+
+
 def load_integration(integration_id: int) -> IntegrationContext:
+    """The integration's context: the one held by the running tenant run, else read now."""
+    held = _held.get(integration_id)
+    return held if held is not None else _load_integration(integration_id)
+
+
+def _load_integration(integration_id: int) -> IntegrationContext:
     with db.connect() as conn:
         row = conn.execute(
             "SELECT i.id, i.tenant_id, t.slug, i.name, i.provider, i.base_url, i.auth_url, "
@@ -95,11 +124,6 @@ def load_integration(integration_id: int) -> IntegrationContext:
         settings=provider.settings_model.model_validate(row[8]),
         first_sync_days=get_settings().first_sync_days,
     )
-
-
-def streams(integration_id: int) -> list[str]:
-    ctx = load_integration(integration_id)
-    return get_provider(ctx.provider).streams(ctx)
 
 
 def authenticate(integration_id: int) -> datetime:
@@ -129,7 +153,7 @@ def fetch_page(
     before that merge commits, the next run starts again from the committed cursor)."""
     ctx = load_integration(integration_id)
     if lookback_days is not None:
-        ctx.first_sync_days = lookback_days
+        ctx = dataclasses.replace(ctx, first_sync_days=lookback_days)
     cursor = read_cursor(integration_id, stream)
     if after is not None:
         cursor = StreamCursor(after, cursor.window_start, cursor.last_success_at)
@@ -153,6 +177,131 @@ def map_page(integration_id: int, page: FetchedPage) -> MergeBatch:
 def merge(batch: MergeBatch, run_id: int | None) -> MergeCounts:
     with db.connect() as conn:
         return merge_batch(conn, batch, run_id)
+
+
+# -- chunks: the unit of one fetch-modified → map → merge-opportunity round ---------------------
+
+
+@dataclass(slots=True, frozen=True)
+class ChunkStart:
+    """Where a fetch-modified call resumes: the index of a stream in read order and, when this
+    run already fetched pages of it, the cursor after them (None: the stream's committed cursor)."""
+
+    stream_index: int = 0
+    after: str | None = None
+
+
+@dataclass(slots=True)
+class FetchedChunk:
+    """The next pages of an integration's changes across its streams, in read order, up to a
+    record budget; ``next`` resumes after them (None once every stream is read to its end)."""
+
+    pages: list[FetchedPage]
+    first_index: int
+    last_index: int
+    next: ChunkStart | None
+    independent: bool = False
+
+    @property
+    def streams(self) -> list[str]:
+        return list(dict.fromkeys(p.stream for p in self.pages))
+
+    @property
+    def records(self) -> int:
+        return sum(len(p.records) + len(p.invalid) for p in self.pages)
+
+
+def streams(integration_id: int) -> list[str]:
+    ctx = load_integration(integration_id)
+    return get_provider(ctx.provider).streams(ctx)
+
+
+def fetch_chunk(
+    integration_id: int,
+    started_at: datetime,
+    start: ChunkStart,
+    lookback_days: int | None = None,
+    budget: int | None = None,
+) -> FetchedChunk:
+    """Pages from ``start`` on, across streams in read order, until ``budget`` records are in
+    hand or every stream is read to its end.
+
+    Only a failure of the chunk's first page raises (the task's retries repeat just that page);
+    a later page that fails ends the chunk before it, so the next call starts there. A small
+    tenant's changes thus travel as one chunk: one task run per DAG step, not one per stream.
+    """
+    ctx = load_integration(integration_id)
+    if lookback_days is not None:
+        ctx = dataclasses.replace(ctx, first_sync_days=lookback_days)
+    provider = get_provider(ctx.provider)
+    names = provider.streams(ctx)
+    budget = budget or get_settings().chunk_records
+    pages: list[FetchedPage] = []
+    index, after, fetched = start.stream_index, start.after, 0
+    committed: dict[str, StreamCursor] = {}
+    while index < len(names) and (not pages or fetched < budget):
+        stream = names[index]
+        if stream not in committed:
+            committed[stream] = read_cursor(integration_id, stream)
+        base = committed[stream]
+        cursor = (
+            base if after is None else StreamCursor(after, base.window_start, base.last_success_at)
+        )
+        try:
+            page = provider.fetch_page(ctx, stream, cursor, started_at)
+        except Exception:
+            if not pages:
+                raise
+            break
+        pages.append(page)
+        fetched += len(page.records) + len(page.invalid)
+        if page.has_more:
+            after = page.next_cursor
+        else:
+            index, after = index + 1, None
+    return FetchedChunk(
+        pages,
+        first_index=start.stream_index,
+        last_index=names.index(pages[-1].stream),
+        next=ChunkStart(index, after) if index < len(names) else None,
+        independent=all(provider.pages_independent(p.stream) for p in pages),
+    )
+
+
+def map_chunk(integration_id: int, chunk: FetchedChunk) -> list[MergeBatch]:
+    """The chunk's pages as merge batches of at most ``merge_chunk_records`` records each.
+
+    A page maps against the hub's mirror overlaid with the raw records of the chunk's earlier
+    pages (which are not merged yet), so a job composes with the customer fetched just before
+    it. Every cursor the chunk moves rides on its last batch (ARCHITECTURE §2.1): if any batch
+    fails to merge, no stream of the chunk moves, and the rerun repeats the chunk.
+    """
+    ctx = load_integration(integration_id)
+    provider = get_provider(ctx.provider)
+    size = get_settings().merge_chunk_records
+    overlay: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    batches: list[MergeBatch] = []
+    cursors: dict[str, CursorUpdate] = {}
+    with db.connect() as conn:
+        for page in chunk.pages:
+            for part in split_page(page, size):
+                batch = provider.map_page(ctx, conn, part, overlay)
+                batch.set_cursor = False
+                for row in batch.mirror:
+                    overlay[row.resource][row.external_id] = row.payload
+                batches.append(batch)
+            cursors[page.stream] = CursorUpdate(page.stream, page.next_cursor, page.window_start)
+    batches[-1].cursors = list(cursors.values())
+    return batches
+
+
+def merge_chunk(batches: list[MergeBatch], run_id: int | None) -> dict[str, MergeCounts]:
+    """Merge a chunk's batches in order, one transaction each (bounded lock time); the last one
+    commits the chunk's cursors. Counts are per stream."""
+    counts: dict[str, MergeCounts] = {}
+    for batch in batches:
+        counts.setdefault(batch.stream, MergeCounts()).add(merge(batch, run_id))
+    return counts
 
 
 class TenantBusyError(RuntimeError):

@@ -1,8 +1,10 @@
 """Pull flows: ``sync-all-tenants`` (the 15-minute dispatcher) and ``sync-tenant``.
 
 The tenant flow body is the DAG of ARCHITECTURE §1: for each enabled integration, authenticate,
-then for each stream read pages until the CRM says there are no more, each page going
-fetch-modified → map → merge-opportunity, the merge committing the page and its cursor together.
+then fetch-modified → map → merge-opportunity chunk after chunk (:mod:`crmsync.pipeline`), each
+merge committing its chunk's cursors with the data; then push-activity. A chunk holds the next
+changes across all of the integration's streams up to ``chunk_records``, so a tenant with few
+changes costs one task run per step, not one per stream or page (issue 10).
 Tenant flows are async so the dispatcher runs several at once for ~0.1 s of Prefect overhead each
 (a sync subflow costs ~1.1 s on this machine: see shared/reference/prefect-notes.md).
 """
@@ -10,13 +12,10 @@ Tenant flows are async so the dispatcher runs several at once for ~0.1 s of Pref
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
@@ -25,17 +24,17 @@ from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import opaque
 from pydantic import Field
 
-from connectors.errors import AuthError, QuotaExceededError
-from crmsync.merge import MergeBatch, MergeCounts
-from crmsync.providers.base import FetchedPage, split_page
-from crmsync.settings import get_settings
-from crmsync.sync import TenantBusyError
-from tasks.push import deliver_pushes, plan_pushes
+from crmsync import push, sync
+from crmsync.merge import MergeBatch
+from crmsync.pipeline import PullResult, PullSteps, pull_integration, summary
+from crmsync.sync import ChunkStart, FetchedChunk, IntegrationRef, TenantBusyError
+from tasks.push import push_activity
 from tasks.sync import (
     authenticate,
     completed_in_round,
     fetch_modified,
     finish_run,
+    hold_contexts,
     list_integrations,
     list_streams,
     map_records,
@@ -44,11 +43,6 @@ from tasks.sync import (
     reset_cursors,
     start_run,
 )
-
-T = TypeVar("T")
-
-
-_ANALYZE_AFTER = 5000  # records in one stream; see crmsync.sync.refresh_statistics
 
 
 class TenantSyncError(RuntimeError):
@@ -64,39 +58,23 @@ def _started_at() -> datetime:
     return scheduled if scheduled else datetime.now(UTC)
 
 
-async def _timed(seconds: dict[str, float], key: str, step: Awaitable[T]) -> T:
-    """Await one step, adding its wall time to ``seconds[key]`` (reported per stream)."""
-    t0 = time.perf_counter()
-    try:
-        return await step
-    finally:
-        seconds[key] += time.perf_counter() - t0
+def _steps(
+    integ: IntegrationRef, started_at: datetime, run_id: int, lookback_days: int | None
+) -> PullSteps:
+    """The integration's tasks as pipeline steps. Chunks and batches travel ``opaque``: Prefect
+    neither hashes nor serialises thousands of records to name a task run."""
+    label = f"{integ.tenant_slug}/{integ.name}"
 
+    async def fetch(start: ChunkStart) -> FetchedChunk:
+        return await fetch_modified(integ.id, label, started_at, start, lookback_days)
 
-async def _advance(
-    parts: deque[FetchedPage],
-    integration_id: int,
-    stream: str,
-    started_at: datetime,
-    after: str | None,
-    independent: bool,
-    seconds: dict[str, float],
-    lookback_days: int | None,
-    chunk: int,
-) -> tuple[FetchedPage, MergeBatch | None]:
-    """The next part to merge: from the page in hand, else from a newly fetched page; mapped
-    too when the stream's pages do not depend on each other (so it overlaps the merge)."""
-    if not parts:
-        page = await _timed(
-            seconds,
-            "fetch_s",
-            fetch_modified(integration_id, stream, started_at, after, lookback_days),
-        )
-        parts.extend(split_page(page, chunk))
-    part = parts.popleft()
-    if not independent:
-        return part, None
-    return part, await _timed(seconds, "map_s", map_records(integration_id, opaque(part)))
+    async def map_(chunk: FetchedChunk) -> list[MergeBatch]:
+        return await map_records(integ.id, label, cast(FetchedChunk, opaque(chunk)))
+
+    async def merge(batches: list[MergeBatch]) -> dict[str, dict[str, int]]:
+        return await merge_opportunities(cast(list[MergeBatch], opaque(batches)), run_id, label)
+
+    return PullSteps(fetch, map_, merge, refresh_statistics)
 
 
 @flow(
@@ -133,78 +111,28 @@ async def sync_tenant(
         return {"tenant": tenant_slug, "status": "skipped", "reason": str(exc)}
     counts: dict[str, dict[str, float]] = {}
     errors: dict[str, str] = {}
-    chunk = get_settings().merge_chunk_records
-    for integ in await list_integrations(tenant_slug):
-        try:
-            await authenticate(integ.id)
-        except Exception as exc:
-            errors[integ.name] = _safe(exc)
-            logger.error(
-                "integration %s: authentication failed: %s", integ.name, errors[integ.name]
-            )
-            continue
-        errors_exc: dict[str, BaseException] = {}
-        for stream, independent in await list_streams(integ.id):
-            totals = MergeCounts()
-            seconds = {"fetch_s": 0.0, "map_s": 0.0, "merge_s": 0.0}
-
-            analyze_at = _ANALYZE_AFTER
-            parts: deque[FetchedPage] = deque()
-            advance = functools.partial(
-                _advance,
-                parts,
-                integ.id,
-                stream,
-                started_at,
-                independent=independent,
-                seconds=seconds,
-                lookback_days=lookback_days,
-                chunk=chunk,
-            )
-            ahead: asyncio.Future[tuple[FetchedPage, MergeBatch | None]] | None = None
-            try:
-                ahead = asyncio.ensure_future(advance(None))
-                while ahead is not None:
-                    part, mapped = await ahead
-                    batch = mapped or await _timed(
-                        seconds, "map_s", map_records(integ.id, opaque(part))
-                    )
-                    # The next part (or page) is fetched, and mapped when parts are independent,
-                    # while this one merges; only a page's last part commits its cursor, so a
-                    # crash repeats work, never skips it.
-                    ahead = (
-                        asyncio.ensure_future(advance(part.next_cursor))
-                        if parts or part.has_more
-                        else None
-                    )
-                    merged = await _timed(
-                        seconds, "merge_s", merge_opportunities(opaque(batch), run_id)
-                    )
-                    totals.add(MergeCounts(**merged))
-                    if totals.fetched >= analyze_at:  # statistics keep up with a big first load
-                        await refresh_statistics()
-                        analyze_at *= 4
-            except Exception as exc:
-                if ahead is not None and not ahead.done():
-                    ahead.cancel()
-                errors[f"{integ.name}:{stream}"] = _safe(exc)
-                errors_exc[stream] = exc
-                logger.error("%s/%s failed: %s", integ.name, stream, _safe(exc))
-            counts[f"{integ.name}:{stream}"] = {
-                **totals.as_dict(),
-                **{k: round(v, 3) for k, v in seconds.items()},
-            }
-            if isinstance(errors_exc.get(stream), (AuthError, QuotaExceededError)):
-                # The credentials or the org's daily quota will not recover within this run:
-                # the remaining streams would only fail the same way (or spend the reserve).
-                break
+    integrations = await list_integrations(tenant_slug)
     try:
-        # The push-activity tasks, not the push-activity subflow: one flow run less per tenant.
-        planned = await plan_pushes(tenant_slug)
-        pushes = await deliver_pushes(tenant_slug, True, run_id)
-        counts["push"] = {"planned": planned, **{k: v for k, v in pushes.items() if k != "errors"}}
-    except Exception as exc:
-        errors["push"] = _safe(exc)
+        await hold_contexts([i.id for i in integrations])
+        for integ in integrations:
+            try:
+                await authenticate(integ.id, f"{tenant_slug}/{integ.name}")
+            except Exception as exc:
+                errors[integ.name] = _safe(exc)
+                logger.error("%s: authentication failed: %s", integ.name, errors[integ.name])
+                continue
+            pulled = await pull_integration(
+                _steps(integ, started_at, run_id, lookback_days), await list_streams(integ.id)
+            )
+            _report(integ.name, pulled, counts, errors, logger)
+        if integrations and await _push_due(integrations[0].tenant_id):
+            try:
+                pushes = await push_activity(tenant_slug, True, run_id)
+                counts["push"] = {k: v for k, v in pushes.items() if k != "errors"}
+            except Exception as exc:
+                errors["push"] = _safe(exc)
+    finally:
+        sync.release_contexts(i.id for i in integrations)
     status = await finish_run(run_id, counts, errors)
     await acreate_table_artifact(
         key=f"sync-{tenant_slug}"[:100],
@@ -212,7 +140,7 @@ async def sync_tenant(
         + [{"stream": k, "error": v} for k, v in errors.items()],
         description=f"Tenant {tenant_slug}: sync run {run_id} {status}",
     )
-    summary = {
+    result = {
         "tenant": tenant_slug,
         "run_id": run_id,
         "status": status,
@@ -223,7 +151,40 @@ async def sync_tenant(
         raise TenantSyncError(
             f"tenant {tenant_slug}: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
         )
-    return summary
+    return result
+
+
+async def _push_due(tenant_id: int) -> bool:
+    """Whether the tenant has pushes to plan or deliver (deferred ones are re-checked after a
+    pull): without any, the push-activity task run is not worth its cost."""
+    due = await asyncio.to_thread(push.due_tenants, tenant_id=tenant_id, recheck_deferred=True)
+    return bool(due)
+
+
+def _report(
+    name: str,
+    pulled: PullResult,
+    counts: dict[str, dict[str, float]],
+    errors: dict[str, str],
+    logger: Any,
+) -> None:
+    """Per-stream counts and errors into the run record, one summary line into the log."""
+    for stream, merged in pulled.counts.items():
+        counts[f"{name}:{stream}"] = dict(merged.as_dict())
+    for stream, exc in pulled.errors.items():
+        errors[f"{name}:{stream}"] = _safe(exc)
+        logger.error("%s/%s failed: %s", name, stream, _safe(exc))
+    figures = summary(pulled)
+    logger.info(
+        "%s: %d fetched, %d created, %d updated, %d unchanged, %d rejected in %d chunk(s)",
+        name,
+        figures["fetched"],
+        figures["created"],
+        figures["updated"],
+        figures["unchanged"],
+        figures["rejected"],
+        figures["chunks"],
+    )
 
 
 @flow(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from prefect import task
@@ -16,36 +15,27 @@ _OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @task(
-    name="plan-pushes",
-    task_run_name="plan-pushes-{tenant_slug}",
+    name="push-activity",
+    task_run_name="push-activity-{tenant_slug}",
     retries=2,
     retry_delay_seconds=5,
     **_OPTS,
 )
-async def plan_pushes(tenant_slug: str) -> int:
-    """Ledger rows for new activities, per the integrations' push settings."""
-    return await asyncio.to_thread(lambda: push.plan(tenant_id_of(tenant_slug)))
-
-
-@task(name="push-activity", task_run_name="push-activity-{tenant_slug}", **_OPTS)
-async def deliver_pushes(
+async def push_activity(
     tenant_slug: str, include_deferred: bool = False, run_id: int | None = None
 ) -> dict[str, Any]:
-    """Deliver every due push of the tenant; failures are recorded per row, never raised, so
-    one bad CRM call never blocks the rest of the outbox."""
+    """Plan ledger rows for new activities, then deliver every due push of the tenant.
+
+    One task run for both: planning is a query and an insert, not a step worth its own run.
+    Delivery failures are recorded per ledger row, never raised; a retry of this task (database
+    disconnect) re-plans harmlessly and re-claims only rows still due.
+    """
 
     def run() -> dict[str, Any]:
         tenant_id = tenant_id_of(tenant_slug)
-        total = push.PushCounts()
-        started = datetime.now(UTC) if include_deferred else None
-        while True:
-            counts = push.deliver(tenant_id, recheck_deferred_before=started, run_id=run_id)
-            handled = sum(counts.as_dict()[k] for k in push._COUNTED)
-            for k in push._COUNTED:
-                setattr(total, k, getattr(total, k) + getattr(counts, k))
-            total.errors.update(counts.errors)
-            if handled < push.PushPolicy().batch_size:
-                return total.as_dict()
+        return push.push_tenant(
+            tenant_id, include_deferred=include_deferred, run_id=run_id
+        ).as_dict()
 
     return await asyncio.to_thread(run)
 

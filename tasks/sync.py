@@ -25,9 +25,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from connectors.errors import ConnectorError
 from crmsync import sync
 from crmsync.merge import MergeBatch
-from crmsync.providers.base import FetchedPage
 
 T = TypeVar("T")
+MergeBatches = list[MergeBatch]
 
 
 def retry_transient(task_: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -52,39 +52,45 @@ _RETRY: dict[str, Any] = {
 }
 
 
-@task(name="authenticate", task_run_name="authenticate-{integration_id}", **_RETRY)
-async def authenticate(integration_id: int) -> str:
-    """Fail fast on bad credentials before any stream is touched; returns the token expiry."""
+@task(name="authenticate", task_run_name="authenticate-{label}", **_RETRY)
+async def authenticate(integration_id: int, label: str) -> str:
+    """Fail fast on bad credentials before any stream is touched; returns the token expiry.
+
+    ``label`` (tenant/integration) only names the task run in the UI."""
     expires: datetime = await asyncio.to_thread(sync.authenticate, integration_id)
     return expires.isoformat()
 
 
-@task(name="fetch-modified", task_run_name="fetch-{stream}-{integration_id}", **_RETRY)
+@task(name="fetch-modified", task_run_name="fetch-modified-{label}", **_RETRY)
 async def fetch_modified(
     integration_id: int,
-    stream: str,
+    label: str,
     started_at: datetime,
-    after: str | None = None,
+    start: sync.ChunkStart,
     lookback_days: int | None = None,
-) -> FetchedPage:
-    """One page of records changed since the stream's committed cursor (or since ``after``);
-    a stream with no cursor yet reads ``lookback_days`` back (default: the first-sync window)."""
+) -> sync.FetchedChunk:
+    """The next chunk of changes across the integration's streams, from ``start`` (see
+    :func:`crmsync.sync.fetch_chunk`); a stream with no cursor yet reads ``lookback_days`` back
+    (default: the first-sync window)."""
     return await asyncio.to_thread(
-        sync.fetch_page, integration_id, stream, started_at, after, lookback_days
+        sync.fetch_chunk, integration_id, started_at, start, lookback_days
     )
 
 
-@task(name="map", task_run_name="map-{integration_id}", **_RETRY)
-async def map_records(integration_id: int, page: FetchedPage) -> MergeBatch:
+@task(name="map", task_run_name="map-{label}", **_RETRY)
+async def map_records(integration_id: int, label: str, chunk: sync.FetchedChunk) -> MergeBatches:
     """Raw records → standard opportunity fields (+ quarantined records with reasons)."""
-    return await asyncio.to_thread(sync.map_page, integration_id, page)
+    return await asyncio.to_thread(sync.map_chunk, integration_id, chunk)
 
 
-@task(name="merge-opportunity", task_run_name="merge-run-{run_id}", **_RETRY)
-async def merge_opportunities(batch: MergeBatch, run_id: int) -> dict[str, int]:
-    """Contacts + opportunities + mirror + rejects + cursor, in one transaction."""
-    counts = await asyncio.to_thread(sync.merge, batch, run_id)
-    return counts.as_dict()
+@task(name="merge-opportunity", task_run_name="merge-opportunity-{label}", **_RETRY)
+async def merge_opportunities(
+    batches: MergeBatches, run_id: int, label: str
+) -> dict[str, dict[str, int]]:
+    """Contacts + opportunities + mirror + rejects, a transaction per batch; the chunk's cursors
+    commit with its last batch. Counts per stream."""
+    counts = await asyncio.to_thread(sync.merge_chunk, batches, run_id)
+    return {stream: c.as_dict() for stream, c in counts.items()}
 
 
 # Run bookkeeping: plain coroutines, not tasks. They are not steps of the DAG, and each task run
@@ -118,15 +124,17 @@ async def list_integrations(tenant_slug: str) -> list[sync.IntegrationRef]:
     return await _bookkeeping(sync.tenant_integrations, tenant_slug)
 
 
-async def list_streams(integration_id: int) -> list[tuple[str, bool]]:
-    """The integration's streams in read order, each with whether its pages may be pipelined."""
+async def list_streams(integration_id: int) -> list[str]:
+    """The integration's streams in read order."""
+    return await _bookkeeping(sync.streams, integration_id)
 
-    def run() -> list[tuple[str, bool]]:
-        return [
-            (s, sync.pages_independent(integration_id, s)) for s in sync.streams(integration_id)
-        ]
 
-    return await _bookkeeping(run)
+async def hold_contexts(integration_ids: list[int]) -> None:
+    await _bookkeeping(sync.hold_contexts, integration_ids)
+
+
+async def refresh_statistics() -> None:
+    await _bookkeeping(sync.refresh_statistics)
 
 
 async def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> str:
@@ -136,8 +144,3 @@ async def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]
 @task(name="reset-cursors", cache_policy=NO_CACHE, persist_result=False)
 async def reset_cursors(tenant_slug: str, integration_name: str) -> int:
     return await asyncio.to_thread(sync.reset_cursors, tenant_slug, integration_name)
-
-
-@task(name="refresh-statistics", cache_policy=NO_CACHE, persist_result=False)
-async def refresh_statistics() -> None:
-    await asyncio.to_thread(sync.refresh_statistics)

@@ -18,6 +18,9 @@ from pydantic import BaseModel
 
 from crmsync.merge import MergeBatch
 
+Overlay = dict[str, dict[str, dict[str, Any]]]
+"""Raw records by resource and external id, read before the mirror (see ``map_page``)."""
+
 
 @dataclass(slots=True)
 class IntegrationContext:
@@ -130,8 +133,15 @@ class Provider(Protocol):
     ) -> FetchedPage: ...
 
     def map_page(
-        self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
-    ) -> MergeBatch: ...
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        page: FetchedPage,
+        overlay: Overlay | None = None,
+    ) -> MergeBatch:
+        """The page as a merge batch. ``overlay`` holds raw records of the same chunk's earlier
+        pages, not merged yet, by resource and id: they stand in for (and over) the mirror."""
+        ...
 
     # -- push (crmsync.push) -------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ from crmsync.merge import MergeBatch, MirrorRow
 from crmsync.providers.base import (
     FetchedPage,
     IntegrationContext,
+    Overlay,
     PushActivity,
     PushTarget,
     StreamCursor,
@@ -503,7 +504,11 @@ class Improveit360Provider:
         return FetchedPage(stream, valid, next_cursor, has_more, invalid=invalid)
 
     def map_page(
-        self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        page: FetchedPage,
+        overlay: Overlay | None = None,
     ) -> MergeBatch:
         settings = self._settings(ctx)
         stream = page.stream
@@ -522,14 +527,16 @@ class Improveit360Provider:
             batch.rejects.append(
                 RejectedRecord(stream, ext if isinstance(ext, str) else None, reason, payload)
             )
-        overlay: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        overlay = overlay if overlay is not None else defaultdict(dict)
+        changed: dict[str, dict[str, Any]] = {}
         for rec in page.records:
             batch.mirror.append(_mirror_row(settings, stream, rec))
-            overlay[stream][rec["Id"]] = rec
+            changed[rec["Id"]] = rec
+        overlay.setdefault(stream, {}).update(changed)
         if stream == OPPORTUNITIES:
-            opportunities = dict(overlay[OPPORTUNITIES])
-        elif overlay[stream]:
-            opportunities = _dependants(conn, ctx, settings, stream, overlay[stream])
+            opportunities = changed
+        elif changed:
+            opportunities = _dependants(conn, ctx, settings, stream, changed)
         else:
             opportunities = {}
         if opportunities:

@@ -66,6 +66,7 @@ from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
     FetchedPage,
     IntegrationContext,
+    Overlay,
     PushActivity,
     PushTarget,
     StreamCursor,
@@ -326,7 +327,11 @@ class LeadPerfectionProvider:
         return ctx.settings
 
     def map_page(
-        self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        page: FetchedPage,
+        overlay: Overlay | None = None,
     ) -> MergeBatch:
         settings = self._settings(ctx)
         window = WindowCursor.load(page.next_cursor)

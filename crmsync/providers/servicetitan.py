@@ -33,6 +33,7 @@ from crmsync.merge import MergeBatch, MirrorRow
 from crmsync.providers.base import (
     FetchedPage,
     IntegrationContext,
+    Overlay,
     PushActivity,
     PushTarget,
     StreamCursor,
@@ -44,6 +45,8 @@ from models.normalize import normalize_email, parse_timestamp
 from models.standard import MappedOpportunity, MappingError, RejectedRecord
 
 NoteTarget = Literal["none", "job", "customer", "location"]
+OpportunityModel = Literal["job", "membership"]
+JobResource = Literal["appointments", "estimates"]
 PROD_API = "https://api.servicetitan.io"
 PROD_AUTH = "https://auth.servicetitan.io/connect/token"
 
@@ -67,11 +70,11 @@ class ServiceTitanSettings(BaseModel):
     """Integration options of seed 002 ("Configuration Options"), with the seed's defaults."""
 
     model_config = ConfigDict(extra="forbid")
-    opportunity_models: list[Literal["job", "membership"]] = Field(
-        default_factory=lambda: ["job"], min_length=1
+    opportunity_models: list[OpportunityModel] = Field(
+        default_factory=lambda: list[OpportunityModel](["job"]), min_length=1
     )
-    job_resources: list[Literal["appointments", "estimates"]] = Field(
-        default_factory=lambda: ["appointments", "estimates"]
+    job_resources: list[JobResource] = Field(
+        default_factory=lambda: list[JobResource](["appointments", "estimates"])
     )
     placeholder_emails: list[str] = Field(default_factory=list)
     push_outgoing_campaign_messages: NoteTarget = "none"
@@ -280,7 +283,11 @@ class ServiceTitanProvider:
         return ctx.settings
 
     def map_page(
-        self, ctx: IntegrationContext, conn: psycopg.Connection[Any], page: FetchedPage
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        page: FetchedPage,
+        overlay: Overlay | None = None,
     ) -> MergeBatch:
         settings = self._settings(ctx)
         stream = page.stream
@@ -296,22 +303,24 @@ class ServiceTitanProvider:
         for raw, reason in page.invalid:
             payload = raw if isinstance(raw, dict) else {"value": raw}
             batch.rejects.append(RejectedRecord(stream, None, reason, payload))
-        overlay: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        overlay = overlay if overlay is not None else defaultdict(dict)
+        changed: dict[str, dict[str, Any]] = {}
         for rec in page.records:
             row = _mirror_row(stream, rec, batch.rejects)
             if row is not None:
                 batch.mirror.append(row)
-                overlay[stream][row.external_id] = rec
+                changed[row.external_id] = rec
+        overlay.setdefault(stream, {}).update(changed)
 
         jobs: dict[str, dict[str, Any]] = {}
         memberships: dict[str, dict[str, Any]] = {}
         models = settings.opportunity_models
         if stream == "jobs":
-            jobs = dict(overlay["jobs"])
+            jobs = changed
         elif stream == "memberships":
-            memberships = dict(overlay["memberships"])
-        elif stream in _RELATED and overlay[stream]:
-            jobs, memberships = _dependants(conn, ctx, stream, list(overlay[stream].values()))
+            memberships = changed
+        elif stream in _RELATED and changed:
+            jobs, memberships = _dependants(conn, ctx, stream, list(changed.values()))
             if "job" not in models:
                 jobs = {}
             if "membership" not in models:
@@ -387,9 +396,9 @@ def _compose(
 ) -> list[MappedOpportunity]:
     customer_ids = sorted(
         {
-            _ref(r["customerId"])
+            ref
             for r in (*jobs.values(), *memberships.values())
-            if r.get("customerId") is not None
+            if (ref := _ref(r.get("customerId"))) is not None
         }
     )
     job_ids = sorted(jobs)

@@ -197,7 +197,12 @@ def test_sync_killed_mid_stream_then_rerun_ends_with_exactly_the_records_of_a_cl
     add_st_tenant(emulator, "killed", 105, models=["job"])
     add_st_tenant(emulator, "clean", 105, models=["job"])  # the same CRM tenant, synced cleanly
     emulator.state.arm_fault("latency", route="*/export/jobs", times=None, latency_ms=300)
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    # One 15-record page per chunk, so the kill can land between two committed chunks of jobs.
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "CRMSYNC_CHUNK_RECORDS": "15",
+    }
     cmd = [sys.executable, "-m", "crmsync", "sync", "--tenant", "killed"]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
