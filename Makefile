@@ -12,8 +12,11 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# Bytecode is compiled here, once: these machines set PYTHONDONTWRITEBYTECODE, so without it every
+# worker process compiled ~1,100 modules at start (see README, Benchmarks: worker start).
 $(VENV): $(UV) uv.lock pyproject.toml
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
+	.venv/bin/python -m compileall -q -j 0 connectors crmsync flows tasks models deployments sandbox
 	touch $@
 
 demo: $(VENV)
