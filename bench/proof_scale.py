@@ -94,6 +94,12 @@ def main() -> None:
         help="tenants per deployment run (default: split evenly over the workers)",
     )
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument(
+        "--api-workers", type=int, default=1, help="Prefect API processes (> 1 needs --redis)"
+    )
+    ap.add_argument(
+        "--redis", help="Redis URL for the multi-process Prefect server (crmsync up --redis)"
+    )
     args = ap.parse_args()
     batch = args.batch_size or max(1, -(-args.tenants // max(1, args.workers)))
 
@@ -145,9 +151,17 @@ def main() -> None:
                 port=free_port(),
                 data_dir=DATA_DIR,
                 database=prefect_db,
+                api_workers=args.api_workers,
+                redis=args.redis,
                 echo=lambda *_: None,
             )
             print(f"stack up in {time.perf_counter() - t_up:.1f} s: {state['ui_url']}")
+            if args.redis:
+                print(
+                    f"Prefect server: {args.api_workers} API process(es) + services process on "
+                    "Redis; 'server' CPU below is the API master only (not its API processes "
+                    "or the services process)"
+                )
             server = next(p for p in state["processes"] if p["role"] == "server")
             workers = [p for p in state["processes"] if p["role"] == "worker"]
             cpu0 = {

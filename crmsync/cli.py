@@ -245,15 +245,19 @@ def activity_add(
 
     db.upgrade()
     try:
-        activity = push.ActivityIn(
-            tenant_id=tenant_id_of(tenant),
-            contact_id=contact,
-            kind=kind,
-            channel=channel,  # type: ignore[arg-type]
-            campaign_event=event,
-            campaign_name=campaign,
-            body=body,
-            opportunity_id=opportunity,  # type: ignore[arg-type]
+        # Validated by the model (kind, channel and event are Literal types there), from the
+        # command line's plain strings.
+        activity = push.ActivityIn.model_validate(
+            {
+                "tenant_id": tenant_id_of(tenant),
+                "contact_id": contact,
+                "kind": kind,
+                "channel": channel,
+                "campaign_event": event,
+                "campaign_name": campaign,
+                "body": body,
+                "opportunity_id": opportunity,
+            }
         )
         activity_id = push.record_activity(activity)
     except (ValidationError, LookupError, TenantNotFoundError) as exc:
@@ -414,6 +418,20 @@ def stack_up(
     worker_limit: Annotated[
         int | None, typer.Option(help="Flow runs at once per worker (default: no limit)")
     ] = None,
+    api_workers: Annotated[
+        int,
+        typer.Option(
+            help="Prefect API processes (more than 1 needs --redis); the background services "
+            "then run as a process of their own"
+        ),
+    ] = 1,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            help="Redis URL (redis://127.0.0.1:6379/0) for Prefect's multi-process server: "
+            "messaging, event ordering and concurrency leases shared by its processes"
+        ),
+    ] = None,
 ) -> None:
     """Start a Prefect server on PostgreSQL, deploy prefect.yaml and start workers (idempotent)."""
     from crmsync import stack
@@ -425,6 +443,8 @@ def stack_up(
             host=host,
             prefect_pg=prefect_pg,
             worker_limit=worker_limit,
+            api_workers=api_workers,
+            redis=redis,
             echo=typer.echo,
         )
     except stack.StackError as exc:

@@ -20,6 +20,14 @@ hub's), else the machine's PostgreSQL on 127.0.0.1:5432, else a private cluster 
 ``pgserver`` wheel used for the hub's embedded database does not ship (its share/extension holds
 only plpgsql and vector), so the private cluster runs on the first PostgreSQL binaries that have
 it: pgserver's if a future wheel adds it, else the machine's installation.
+
+With ``--redis`` (required for ``--api-workers`` > 1) the server runs the way Prefect documents
+for scaling out ("How to scale self-hosted Prefect", "Multi-worker API server" in the server CLI
+guide): the migrations and block types once, then ``prefect server services start`` (scheduler,
+triggers, event persister, vacuum …) as one process and ``prefect server start --no-services
+--workers N`` as N API processes behind one port, all sharing events, caches, causal ordering and
+concurrency leases through Redis (``prefect-redis``) and background tasks through Docket on the
+same Redis.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -90,7 +98,7 @@ class StackError(RuntimeError):
 class Proc:
     """One process ``up`` started (or, for the private PostgreSQL cluster, adopted)."""
 
-    role: str  # postgres | server | worker
+    role: str  # postgres | server | services | worker
     name: str
     pid: int
     started: int | None  # /proc/<pid>/stat start time (clock ticks); None without /proc
@@ -749,6 +757,101 @@ def _hub_env() -> dict[str, str]:
     return env
 
 
+# Prefect's documented Redis settings for a server spread over several processes
+# (docs.prefect.io/v3/advanced/self-hosted, "Redis setup"), with prefect-redis 0.3.
+REDIS_SERVER_SETTINGS = {
+    "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+    "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+    "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+}
+# Other names of the same settings (and the Redis connection's separate fields), which would
+# compete with the values above if inherited from the caller's environment.
+_REDIS_COMPETING = (
+    "PREFECT_SERVER_EVENTS_MESSAGING_BROKER",
+    "PREFECT_SERVER_EVENTS_MESSAGING_CACHE",
+    "PREFECT_REDIS_MESSAGING_HOST",
+    "PREFECT_REDIS_MESSAGING_PORT",
+    "PREFECT_REDIS_MESSAGING_DB",
+    "PREFECT_REDIS_MESSAGING_USERNAME",
+    "PREFECT_REDIS_MESSAGING_PASSWORD",
+    "PREFECT_REDIS_MESSAGING_SSL",
+    "PREFECT_API_DATABASE_MIGRATE_ON_START",
+    "PREFECT_API_BLOCKS_REGISTER_ON_START",
+)
+
+
+def redact_redis(url: str) -> str:
+    """A Redis URL for people and stack.json: no password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def check_redis(url: str, timeout: float = 3) -> None:
+    """Raise StackError unless prefect-redis is installed and Redis at ``url`` answers PING."""
+    import importlib.util
+
+    if importlib.util.find_spec("prefect_redis") is None:
+        raise StackError("--redis needs the prefect-redis package; run `make setup`")
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        with client:
+            client.ping()
+    except (ValueError, redis.RedisError) as exc:
+        reason = str(exc).strip() or type(exc).__name__
+        raise StackError(
+            f"Redis at {redact_redis(url)} does not answer ({reason}); "
+            "start it or pass another --redis URL (redis://host:6379/db)"
+        ) from None
+
+
+def _redis_server_env(env: dict[str, str], url: str) -> None:
+    """Point a server process's environment at Redis (messaging, ordering, leases, Docket).
+
+    The migrations and block types are applied once before any process starts
+    (``prepare-database``), so N API processes starting together do not race on them.
+    """
+    for key in _REDIS_COMPETING:
+        env.pop(key, None)
+    env.update(REDIS_SERVER_SETTINGS)
+    env.update(
+        PREFECT_REDIS_MESSAGING_URL=url,  # prefect-redis: authoritative over host/port/db fields
+        PREFECT_SERVER_DOCKET_URL=url,  # background tasks shared by API and services processes
+        PREFECT_SERVER_DATABASE_MIGRATE_ON_START="false",
+        PREFECT_SERVER_REGISTER_BLOCKS_ON_START="false",
+    )
+
+
+def _prepare_database(env: dict[str, str], log: Path, timeout: float) -> None:
+    """What every API process does at start-up (migrations, block types), once, in advance."""
+    with log.open("w") as out:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "crmsync.stack", "prepare-database"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=max(timeout, 300),
+            )
+        except subprocess.TimeoutExpired:
+            raise StackError(f"preparing Prefect's database timed out; see {log}") from None
+    if done.returncode != 0:
+        raise StackError(
+            f"preparing Prefect's database failed (exit {done.returncode}); end of {log}:\n"
+            f"{_tail(log)}"
+        )
+
+
 def up(
     workers: int = 2,
     port: int = 4200,
@@ -758,6 +861,8 @@ def up(
     prefect_pg: str | None = None,
     database: str = PREFECT_DATABASE,
     worker_limit: int | None = None,
+    api_workers: int = 1,
+    redis: str | None = None,
     flow_run_retention: timedelta = FLOW_RUN_RETENTION,
     event_retention: timedelta = EVENT_RETENTION,
     timeout: float = 120,
@@ -769,9 +874,20 @@ def up(
     automation if its notification block appeared since). ``prefect_pg`` is a libpq URL of any
     database on the PostgreSQL server to hold Prefect's ``database``, or ``"embedded"`` for the
     private cluster in ``<data_dir>/prefect-pg`` even when another server is reachable.
+
+    ``redis`` (a ``redis://host:port/db`` URL, required when ``api_workers`` > 1) runs Prefect's
+    multi-process server: ``api_workers`` API processes without services on ``port`` and the
+    background services as one more process, coordinated through that Redis database.
     """
     if workers < 0:
         raise StackError("workers must be >= 0")
+    if api_workers < 1:
+        raise StackError("--api-workers must be >= 1")
+    if api_workers > 1 and not redis:
+        raise StackError(
+            f"--api-workers {api_workers} needs --redis redis://HOST:6379/DB: Prefect's API "
+            "processes share events, caches and concurrency leases only through Redis"
+        )
     data = _data_dir(data_dir)
     previous = _read_state(data)
     if previous is not None:
@@ -792,6 +908,8 @@ def up(
     stack_dir.mkdir(parents=True, exist_ok=True)
     if not _port_free(host, port):
         raise StackError(f"port {port} on {host} is in use; pick another with --port")
+    if redis:
+        check_redis(redis)
     public_host = socket.getfqdn() if host in ("0.0.0.0", "::") else host
     api_url = f"http://{public_host}:{port}/api"
     local_api = f"http://{_local_host(host)}:{port}/api"
@@ -809,6 +927,9 @@ def up(
         "work_pool": pool,
         "processes": [],
     }
+    if redis:
+        state["redis"] = redact_redis(redis)
+        state["api_workers"] = api_workers
     procs: list[Proc] = []
     t0 = time.monotonic()
 
@@ -865,20 +986,39 @@ def up(
         )
         server_env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)  # legacy alias would compete
         state["retention"] = {k: server_env[k] for k in retention}
+        server_command = [
+            sys.executable,
+            "-m",
+            "crmsync.stack",  # `prefect server start` with the null-body fix, see below
+            "server",
+            "start",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
+        services: Proc | None = None
+        if redis:
+            _redis_server_env(server_env, redis)
+            _prepare_database(server_env, stack_dir / "prepare.log", timeout)
+            echo("Prefect database migrated, block types registered")
+            services = _spawn(
+                "services",
+                "prefect server services",
+                [sys.executable, "-m", "crmsync.stack", "server", "services", "start"],
+                server_env,
+                stack_dir / "services.log",
+                ROOT,
+            )
+            record(services)
+            echo(f"prefect server services (pid {services.pid}) on Redis {state['redis']}")
+            server_command.append("--no-services")
+            if api_workers > 1:
+                server_command += ["--workers", str(api_workers)]
         server = _spawn(
             "server",
-            "prefect server",
-            [
-                sys.executable,
-                "-m",
-                "crmsync.stack",  # `prefect server start` with the null-body fix, see below
-                "server",
-                "start",
-                "--host",
-                host,
-                "--port",
-                str(port),
-            ],
+            f"prefect server API ({api_workers} processes)" if redis else "prefect server",
+            server_command,
             server_env,
             stack_dir / "server.log",
             ROOT,
@@ -887,6 +1027,10 @@ def up(
         echo(f"prefect server (pid {server.pid}) starting on {host}:{port}")
         _wait_healthy(f"{local_api}/health", server, timeout)
         echo(f"prefect server healthy after {time.monotonic() - t0:.1f} s")
+        if services is not None and not is_alive(services):
+            raise StackError(
+                f"prefect server services exited; end of {services.log}:\n{_tail(services.log)}"
+            )
 
         # 3. Work pool.
         created = asyncio.run(_ensure_work_pool(local_api, pool))
@@ -993,7 +1137,7 @@ def _maybe_automation(state: dict[str, Any], data: Path, echo: Echo) -> None:
     echo(f"automation {AUTOMATION_NAME!r} {action} (notifies through {block})")
 
 
-_STOP_ORDER = {"worker": 0, "server": 1, "postgres": 2}
+_STOP_ORDER = {"worker": 0, "server": 1, "services": 2, "postgres": 3}
 
 
 def down(data_dir: Path | None = None, timeout: float = 20, echo: Echo = print) -> list[Proc]:
@@ -1035,6 +1179,11 @@ def status(data_dir: Path | None = None) -> str:
     except httpx.HTTPError:
         healthy = False
     lines.append(f"  API health: {'ok' if healthy else 'NOT ANSWERING'}")
+    if state.get("redis"):
+        lines.append(
+            f"  Redis {state['redis']}: {state.get('api_workers', 1)} API process(es) without "
+            "services, background services in a process of their own"
+        )
     online: set[str] = set()
     if healthy:
         with contextlib.suppress(Exception):
@@ -1112,13 +1261,31 @@ def hybrid_setters_ignored_in_bulk_dml() -> None:
                 and attr.fset
                 and not getattr(attr, "bulk_dml_setter", None)
             ):
-                attr.bulk_dml_setter = ignore
+                # The hook exists only in SQLAlchemy 2.1, whose attribute the 2.0 stubs lack.
+                cast(Any, attr).bulk_dml_setter = ignore
+
+
+async def _prepare_prefect_database() -> None:
+    """Exactly what a Prefect API process does when it starts (``create_app``'s lifespan: the
+    migrations, then the block types), for ``up --redis`` to do once before N processes start:
+    started together, they race on registering block types and the loser exits."""
+    from prefect.server.database import provide_database_interface
+    from prefect.server.models.block_registration import run_block_auto_registration
+
+    db = provide_database_interface()
+    await db.create_db()
+    session = await db.session()
+    async with session:
+        await run_block_auto_registration(session=session)
 
 
 def _prefect_cli(argv: list[str]) -> None:
     """``python -m crmsync.stack server start …``: the Prefect CLI with the fixes above."""
     null_body_params_take_defaults()
     hybrid_setters_ignored_in_bulk_dml()
+    if argv == ["prepare-database"]:
+        asyncio.run(_prepare_prefect_database())
+        return
     from prefect.cli import app
 
     sys.argv = ["prefect", *argv]
@@ -1127,3 +1294,8 @@ def _prefect_cli(argv: list[str]) -> None:
 
 if __name__ == "__main__":  # pragma: no cover (runs as the stack's server process)
     _prefect_cli(sys.argv[1:])
+elif __name__ == "__mp_main__":  # pragma: no cover
+    # An API process of `server start --workers N`: uvicorn spawns it afresh, and spawning
+    # re-imports this module under this name, so it gets the same fixes as its parent.
+    null_body_params_take_defaults()
+    hybrid_setters_ignored_in_bulk_dml()

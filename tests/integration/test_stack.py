@@ -2,11 +2,13 @@
 ``prefect.yaml`` deployments on the process pool, workers online, and ``down`` stopping exactly
 the processes ``up`` recorded.
 
-One stack serves the whole module (starting it costs ~30 s); the ``down`` test comes last.
+One stack serves the module's first tests (starting it costs ~30 s) and its ``down`` test stops
+it; the Redis-backed multi-process stack (``--api-workers 2 --redis``) comes after, on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -26,6 +28,8 @@ from crmsync import stack
 
 pytestmark = pytest.mark.slow
 POOL = "crmsync-process"
+REDIS = os.environ.get("CRMSYNC_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+APP_KEY = "ak1.stacktests"
 DEPLOYMENTS = {
     "sync-all-tenants",
     "sync-tenant",
@@ -185,3 +189,163 @@ def test_down_stops_every_recorded_process_and_forgets_the_stack(running: dict[s
     assert not stack.stack_file(running["data"]).exists()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{running['local_api_url']}/health", timeout=2)
+
+
+# --------------------------------------------------------------------------- Redis-backed stack
+
+
+@contextlib.contextmanager
+def _private_redis_db() -> Iterator[str]:
+    """A Redis database of this test's own: the first empty one, claimed with SET NX so a
+    parallel run picks another; flushed afterwards. Redis must answer: the test fails without."""
+    import redis
+
+    try:
+        admin = redis.Redis.from_url(f"{REDIS}/0", socket_connect_timeout=3)
+        admin.ping()
+        databases = int(admin.config_get("databases").get("databases") or 16)
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis at {REDIS} does not answer ({exc}); the multi-process Prefect stack needs "
+            "it. Start it (.ci/run does) or point CRMSYNC_TEST_REDIS at one."
+        )
+    token = uuid.uuid4().hex
+    for number in range(1, databases):
+        client = redis.Redis.from_url(f"{REDIS}/{number}")
+        if client.dbsize() == 0 and client.set("crmsync:test-claim", token, nx=True, ex=3600):
+            try:
+                yield f"{REDIS}/{number}"
+            finally:
+                client.flushdb()
+            return
+    pytest.fail(f"no empty database left on the Redis at {REDIS} (of {databases})")
+
+
+def _api_processes(master: int) -> list[int]:
+    """The uvicorn worker processes (API processes) the server's master process spawned."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if ppid == master and b"spawn_main" in cmdline:
+                found.append(int(stat.parent.name))
+    return found
+
+
+async def _run_round(api_url: str, slugs: list[str]) -> Any:
+    """Pause the schedules (no scheduled round competes), start sync-all-tenants, wait for it."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            for deployment in await client.read_deployments():
+                await client.pause_deployment(deployment.id)
+        return await run_deployment(  # type: ignore[misc]
+            "sync-all-tenants/sync-all-tenants",
+            parameters={
+                "tenants": slugs,
+                "dispatch": "deployment",
+                "batch_size": 1,
+                "max_concurrency": 4,
+            },
+            timeout=300,
+        )
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.usefixtures("clean_db")
+def test_a_redis_backed_stack_with_two_api_processes_completes_a_round(
+    tmp_path: Path,
+) -> None:
+    """Prefect's documented scale-out: two API processes behind one port and the background
+    services in a third, coordinated through Redis; a sync-all-tenants round dispatched to the
+    workers completes every tenant, and ``down`` leaves none of those processes behind."""
+    from crmsync import db
+    from sandbox.servicetitan import TenantSpec, run_emulator
+    from tests.factories import make_integration, make_tenant
+
+    data = tmp_path / "data"
+    database = f"crmsync_prefect_test_{uuid.uuid4().hex[:8]}"
+    prefect_pg = None if _hub_server_has_pg_trgm() else "embedded"
+    st_ids = {"redis-alpha": 301, "redis-bravo": 302, "redis-charlie": 303}
+    specs = [
+        TenantSpec(
+            tenant_id=st_id,
+            client_id=f"cid.{st_id}",
+            client_secret=f"cs1.{st_id}",
+            app_key=APP_KEY,
+            customers=10,
+            jobs=20,
+            memberships=0,
+            seed=st_id,
+        )
+        for st_id in st_ids.values()
+    ]
+    with _private_redis_db() as redis_url, run_emulator(specs, port=0) as emu:
+        for slug, st_id in st_ids.items():
+            make_integration(
+                make_tenant(slug),
+                credentials={
+                    "client_id": f"cid.{st_id}",
+                    "client_secret": f"cs1.{st_id}",
+                    "app_key": APP_KEY,
+                    "tenant_id": str(st_id),
+                },
+                settings={"opportunity_models": ["job"]},
+                base_url=emu.url,
+                auth_url=emu.url + "/connect/token",
+            )
+        api_pids: list[int] = []
+        recorded: list[int] = []
+        try:
+            state = stack.up(
+                workers=1,
+                port=_free_port(),
+                data_dir=data,
+                prefect_pg=prefect_pg,
+                database=database,
+                api_workers=2,
+                redis=redis_url,
+                timeout=120,
+                echo=lambda _: None,
+            )
+            recorded = [p["pid"] for p in state["processes"]]
+            roles = {p["role"]: p for p in state["processes"]}
+            assert set(roles) >= {"server", "services", "worker"}
+            assert "--no-services" in roles["server"]["command"]
+            assert roles["services"]["command"][-3:] == ["server", "services", "start"]
+            api_pids = _api_processes(roles["server"]["pid"])
+            assert len(api_pids) == 2
+            assert state["redis"] == redis_url and state["api_workers"] == 2
+            server = _api(state, "GET", "/admin/settings")["server"]
+            assert server["events"]["messaging_broker"] == "prefect_redis.messaging"
+            assert server["events"]["causal_ordering"] == "prefect_redis.ordering"
+            assert server["concurrency"]["lease_storage"] == "prefect_redis.lease_storage"
+
+            run = asyncio.run(_run_round(state["local_api_url"], sorted(st_ids)))
+            assert run.state.is_completed(), run.state
+            with db.connect() as conn:
+                rows = conn.execute(
+                    "SELECT t.slug, r.status, (SELECT count(*) FROM opportunity o "
+                    "WHERE o.tenant_id = t.id) FROM sync_run r JOIN tenant t ON t.id = r.tenant_id "
+                    "WHERE r.round_id = %s ORDER BY t.slug",
+                    (str(run.id),),
+                ).fetchall()
+            assert [(slug, status) for slug, status, _ in rows] == [
+                (slug, "completed") for slug in sorted(st_ids)
+            ]
+            assert all(opportunities > 0 for _, _, opportunities in rows)
+            import redis
+
+            assert redis.Redis.from_url(redis_url).dbsize() > 1  # events went through Redis
+        finally:
+            with contextlib.suppress(stack.StackError):
+                stack.down(data_dir=data, echo=lambda _: None)
+            if prefect_pg is None:
+                with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    assert [pid for pid in [*recorded, *api_pids] if _pid_exists(pid)] == []
+    assert not stack.stack_file(data).exists()
