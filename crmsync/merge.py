@@ -13,17 +13,27 @@ Rules implemented here, each with a test named after it in ``tests/integration/t
   listed in the integration's ``placeholder_emails`` never matches (seed 002 "filter for
   placeholder emails ... will prevent contacts from merging") and is not stored on the contact.
 * Older data never overwrites newer: an update applies only when the incoming External Updated At
-  is not older than the stored one.
-* Contacts are resolved against the database with three ``= ANY`` look-ups per page, then in
-  memory in page order, so records of one page that share a person get one new contact, exactly
-  as if they had been merged one by one. A per-tenant advisory lock serialises merges of one tenant,
-  which is what makes "else create one" race-free without a unique key on phone/email.
+  is not older than the stored one (a missing one counts as the oldest). A record refused as older
+  data changes nothing at all: no contact is created, completed or linked for it.
+* The result never depends on how a page is cut (one batch, parts of any size, one record per
+  batch: identical contacts, links and opportunities). A page is read from the database with two
+  look-ups (the stored opportunities of its match keys; the contacts its External Contact IDs,
+  phones and emails resolve to, with their fields), then merged in memory record by record, in
+  page order, exactly as if each record were its own batch: the guard is decided against the
+  stored row or the page's earlier record of the same key; a contact completed by one record
+  (``coalesce``: it gains the fields it lacked, never loses one) matches the next record on the
+  phone/email it gained; a phone or email resolves to the lowest contact id holding it, which is
+  what the ``DISTINCT ON … ORDER BY id`` look-up returns to a later batch (a page's new contacts
+  take their ids from the sequence in creation order, after every existing one). Only the final
+  state is written, set-based. A per-tenant advisory lock, taken before the look-ups, serialises
+  merges of one tenant, which is what makes "else create one" race-free without a unique key on
+  phone/email and lets the guard be decided in memory. The mirror keeps, per record, the newest
+  version of the page (the later one of equal versions), which is what row-by-row upserts leave.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -138,20 +148,9 @@ def match_key(opp: MappedOpportunity, on_created_at: bool) -> str:
     return f"{opp.external_id}|{created}"
 
 
-def _newest_per_key(
-    opps: Iterable[MappedOpportunity], on_created_at: bool
-) -> dict[tuple[str, str], MappedOpportunity]:
-    """De-duplicate a page by (model, match key), keeping the most recently updated record."""
-    out: dict[tuple[str, str], MappedOpportunity] = {}
-    floor = datetime.min.replace(tzinfo=UTC)
-    for opp in opps:
-        key = (opp.model, match_key(opp, on_created_at))
-        prev = out.get(key)
-        if prev is None or (opp.external_updated_at or floor) >= (
-            prev.external_updated_at or floor
-        ):
-            out[key] = opp
-    return out
+def _not_older(new: datetime | None, old: datetime | None) -> bool:
+    """``new`` may replace ``old``: a missing stamp is the oldest, equal stamps replace."""
+    return old is None or (new is not None and new >= old)
 
 
 def merge_batch(
@@ -192,9 +191,14 @@ def merge_batch(
 
 
 def _upsert_mirror(cur: psycopg.Cursor[Any], batch: MergeBatch) -> None:
+    # Per record, what upserting the rows one by one would leave: the newest version, the later
+    # of equal ones; the statement's guard then compares it with the stored version.
     latest: dict[tuple[str, str], MirrorRow] = {}
     for row in batch.mirror:
-        latest[(row.resource, row.external_id)] = row
+        key = (row.resource, row.external_id)
+        prev = latest.get(key)
+        if prev is None or _not_older(row.modified_at, prev.modified_at):
+            latest[key] = row
     rows = list(latest.values())
     cur.execute(
         """
@@ -222,48 +226,93 @@ def _upsert_mirror(cur: psycopg.Cursor[Any], batch: MergeBatch) -> None:
     )
 
 
-def _lookup(cur: psycopg.Cursor[Any], sql: str, params: Sequence[Any]) -> dict[str, int]:
-    cur.execute(sql, params)
-    return {key: cid for key, cid in cur.fetchall()}
+@dataclass(slots=True)
+class _Person:
+    """A contact's identity fields as merging the page so far has left them."""
+
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    completed: bool = False  # an existing contact that gained a field in this page
+
+
+def _rank(cid: int) -> tuple[int, int]:
+    """Contact id order: existing contacts by id, then the page's new contacts (negative
+    placeholders) in creation order, which is the order of the ids the sequence gives them."""
+    return (0, cid) if cid > 0 else (1, -cid)
+
+
+def _index(index: dict[str, int], value: str | None, cid: int) -> None:
+    """Record that contact ``cid`` now holds ``value``; the lowest id holding it wins, as in the
+    ``DISTINCT ON (value) … ORDER BY id`` look-up a later batch would run."""
+    if value is None:
+        return
+    held = index.get(value)
+    if held is None or _rank(cid) < _rank(held):
+        index[value] = cid
+
+
+_CONTACTS_SQL = """
+SELECT 'x', l.external_contact_id, c.id, c.email, c.phone, c.first_name, c.last_name
+FROM contact_link l JOIN contact c ON c.id = l.contact_id
+WHERE l.tenant_id = %(t)s AND l.integration_id = %(i)s AND l.external_contact_id = ANY(%(x)s)
+UNION ALL
+(SELECT DISTINCT ON (phone) 'p', phone, id, email, phone, first_name, last_name FROM contact
+ WHERE tenant_id = %(t)s AND phone = ANY(%(p)s) ORDER BY phone, id)
+UNION ALL
+(SELECT DISTINCT ON (email) 'e', email, id, email, phone, first_name, last_name FROM contact
+ WHERE tenant_id = %(t)s AND email = ANY(%(e)s) ORDER BY email, id)
+"""
 
 
 def _merge_opportunities(
     cur: psycopg.Cursor[Any], batch: MergeBatch, counts: MergeCounts, run_id: int | None
 ) -> None:
     tenant, integ = batch.tenant_id, batch.integration_id
-    unique = _newest_per_key(batch.opportunities, batch.match_on_created_at)
-    opps = list(unique.values())
+    page = batch.opportunities
+    keys = [(o.model, match_key(o, batch.match_on_created_at)) for o in page]
     placeholders = batch.placeholder_emails
-    emails = [None if o.email is None or o.email in placeholders else o.email for o in opps]
+    emails = [None if o.email is None or o.email in placeholders else o.email for o in page]
 
-    ext_ids = sorted({o.external_contact_id for o in opps if o.external_contact_id})
-    phones = sorted({o.phone for o in opps if o.phone})
-    matchable = sorted({e for e in emails if e})
-    linked = _lookup(
-        cur,
-        "SELECT external_contact_id, contact_id FROM contact_link WHERE tenant_id = %s "
-        "AND integration_id = %s AND external_contact_id = ANY(%s)",
-        (tenant, integ, ext_ids),
+    distinct_keys = list(dict.fromkeys(keys))
+    cur.execute(
+        """
+        SELECT o.model, o.match_key, o.external_updated_at FROM opportunity o
+        JOIN unnest(%b::text[], %b::text[]) AS k(model, match_key) USING (model, match_key)
+        WHERE o.tenant_id = %s AND o.integration_id = %s
+        """,
+        ([m for m, _ in distinct_keys], [k for _, k in distinct_keys], tenant, integ),
     )
-    by_phone = _lookup(
-        cur,
-        "SELECT DISTINCT ON (phone) phone, id FROM contact WHERE tenant_id = %s "
-        "AND phone = ANY(%s) ORDER BY phone, id",
-        (tenant, phones),
-    )
-    by_email = _lookup(
-        cur,
-        "SELECT DISTINCT ON (email) email, id FROM contact WHERE tenant_id = %s "
-        "AND email = ANY(%s) ORDER BY email, id",
-        (tenant, matchable),
-    )
+    stored: dict[tuple[str, str], datetime | None] = {(m, k): u for m, k, u in cur.fetchall()}
 
-    # Resolve in page order; a negative id is a contact this page creates.
-    contact_ids: list[int] = []
-    new_contacts: dict[int, MappedOpportunity] = {}
+    cur.execute(
+        _CONTACTS_SQL,
+        {
+            "t": tenant,
+            "i": integ,
+            "x": sorted({o.external_contact_id for o in page if o.external_contact_id}),
+            "p": sorted({o.phone for o in page if o.phone}),
+            "e": sorted({e for e in emails if e}),
+        },
+    )
+    people: dict[int, _Person] = {}
+    linked: dict[str, int] = {}
+    by_phone: dict[str, int] = {}
+    by_email: dict[str, int] = {}
+    for kind, value, cid, email, phone, first_name, last_name in cur.fetchall():
+        people.setdefault(cid, _Person(email, phone, first_name, last_name))
+        (linked if kind == "x" else by_phone if kind == "p" else by_email)[value] = cid
+
+    # Record by record, in page order, as if each were its own batch; a negative id is a contact
+    # this page creates.
+    final: dict[tuple[str, str], tuple[MappedOpportunity, int]] = {}
+    created: list[int] = []
     new_links: dict[str, int] = {}
-    completions: dict[int, MappedOpportunity] = {}
-    for opp, email in zip(opps, emails, strict=True):
+    for opp, key, email in zip(page, keys, emails, strict=True):
+        if key in stored and not _not_older(opp.external_updated_at, stored[key]):
+            continue
+        stored[key] = opp.external_updated_at
         ext = opp.external_contact_id
         cid = (
             (linked.get(ext) if ext else None)
@@ -271,40 +320,40 @@ def _merge_opportunities(
             or (by_email.get(email) if email else None)
         )
         if cid is None:
-            cid = -(len(new_contacts) + 1)
-            new_contacts[cid] = MappedOpportunity(
-                model=opp.model,
-                external_id=opp.external_id,
-                external_contact_id=ext,
-                external_created_at=None,
-                external_updated_at=None,
-                email=email,
-                first_name=opp.first_name,
-                last_name=opp.last_name,
-                phone=opp.phone,
-                status=None,
-            )
-        elif cid > 0:
-            completions.setdefault(cid, opp)
-        if ext:
-            linked.setdefault(ext, cid)
-            if ext not in new_links:
-                new_links[ext] = cid
-        if opp.phone:
-            by_phone.setdefault(opp.phone, cid)
-        if email:
-            by_email.setdefault(email, cid)
-        contact_ids.append(cid)
+            cid = -(len(created) + 1)
+            created.append(cid)
+            people[cid] = _Person(email, opp.phone, opp.first_name, opp.last_name)
+            _index(by_phone, opp.phone, cid)
+            _index(by_email, email, cid)
+        else:
+            person = people[cid]
+            if person.phone is None and opp.phone is not None:
+                person.phone = opp.phone
+                person.completed = True
+                _index(by_phone, opp.phone, cid)
+            if person.email is None and email is not None:
+                person.email = email
+                person.completed = True
+                _index(by_email, email, cid)
+            if person.first_name is None and opp.first_name is not None:
+                person.first_name = opp.first_name
+                person.completed = True
+            if person.last_name is None and opp.last_name is not None:
+                person.last_name = opp.last_name
+                person.completed = True
+        if ext and ext not in linked:
+            linked[ext] = cid
+            new_links[ext] = cid
+        final[key] = (opp, cid)
 
     real_ids: dict[int, int] = {}
-    if new_contacts:
+    if created:
         cur.execute(
             "SELECT nextval(pg_get_serial_sequence('contact', 'id')) FROM generate_series(1, %s)",
-            (len(new_contacts),),
+            (len(created),),
         )
-        for placeholder, (new_id,) in zip(new_contacts, cur.fetchall(), strict=True):
-            real_ids[placeholder] = new_id
-        rows = [(real_ids[p], c) for p, c in new_contacts.items()]
+        real_ids = dict(zip(created, sorted(row[0] for row in cur.fetchall()), strict=True))
+        new_people = [people[p] for p in created]
         cur.execute(
             """
             INSERT INTO contact (id, tenant_id, email, phone, first_name, last_name)
@@ -314,15 +363,14 @@ def _merge_opportunities(
             """,
             (
                 tenant,
-                [i for i, _ in rows],
-                [_text(c.email) for _, c in rows],
-                [_text(c.phone) for _, c in rows],
-                [_text(c.first_name) for _, c in rows],
-                [_text(c.last_name) for _, c in rows],
+                [real_ids[p] for p in created],
+                [_text(c.email) for c in new_people],
+                [_text(c.phone) for c in new_people],
+                [_text(c.first_name) for c in new_people],
+                [_text(c.last_name) for c in new_people],
             ),
         )
-        counts.contacts_created += len(rows)
-    contact_ids = [real_ids.get(c, c) for c in contact_ids]
+        counts.contacts_created += len(created)
 
     if new_links:
         items = [(ext, real_ids.get(c, c)) for ext, c in new_links.items()]
@@ -334,8 +382,8 @@ def _merge_opportunities(
             """,
             (tenant, integ, [e for e, _ in items], [c for _, c in items]),
         )
-    if completions:
-        items2 = list(completions.items())
+    completed = [(cid, p) for cid, p in people.items() if cid > 0 and p.completed]
+    if completed:
         cur.execute(
             """
             UPDATE contact c
@@ -345,21 +393,19 @@ def _merge_opportunities(
             FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[])
                  AS v(id, email, phone, first_name, last_name)
             WHERE c.id = v.id AND c.tenant_id = %s
-              AND ((c.email IS NULL AND v.email IS NOT NULL)
-                OR (c.phone IS NULL AND v.phone IS NOT NULL)
-                OR (c.first_name IS NULL AND v.first_name IS NOT NULL)
-                OR (c.last_name IS NULL AND v.last_name IS NOT NULL))
             """,
             (
-                [cid for cid, _ in items2],
-                [None if o.email in placeholders else o.email for _, o in items2],
-                [_text(o.phone) for _, o in items2],
-                [_text(o.first_name) for _, o in items2],
-                [_text(o.last_name) for _, o in items2],
+                [cid for cid, _ in completed],
+                [_text(p.email) for _, p in completed],
+                [_text(p.phone) for _, p in completed],
+                [_text(p.first_name) for _, p in completed],
+                [_text(p.last_name) for _, p in completed],
                 tenant,
             ),
         )
 
+    opps = [o for o, _ in final.values()]
+    contact_ids = [real_ids.get(c, c) for _, c in final.values()]
     cur.execute(
         """
         WITH up AS (
@@ -382,9 +428,7 @@ def _merge_opportunities(
             first_name = excluded.first_name, last_name = excluded.last_name,
             phone = excluded.phone, status = excluded.status, details = excluded.details,
             updated_at = now()
-        WHERE (o.external_updated_at IS NULL
-               OR excluded.external_updated_at >= o.external_updated_at)
-          AND (o.contact_id, o.external_contact_id, o.external_created_at, o.external_updated_at,
+        WHERE (o.contact_id, o.external_contact_id, o.external_created_at, o.external_updated_at,
                o.email, o.first_name, o.last_name, o.phone, o.status, o.details)
               IS DISTINCT FROM
               (excluded.contact_id, excluded.external_contact_id, excluded.external_created_at,
@@ -405,7 +449,7 @@ def _merge_opportunities(
             integ,
             contact_ids,
             [o.model for o in opps],
-            [k for _, k in unique],
+            [k for _, k in final],
             [o.external_id for o in opps],
             [o.external_contact_id for o in opps],
             [o.external_created_at for o in opps],
@@ -426,11 +470,11 @@ def _merge_opportunities(
     inserted = [row[0] for row in cur.fetchall()]
     counts.created += sum(inserted)
     counts.updated += len(inserted) - sum(inserted)
-    counts.unchanged += len(opps) - len(inserted) + (len(batch.opportunities) - len(opps))
+    counts.unchanged += len(page) - len(inserted)
     cur.execute(
         "DELETE FROM rejected_record WHERE tenant_id = %s AND integration_id = %s "
         "AND stream = %s AND external_key = ANY(%s)",
-        (tenant, integ, batch.stream, [o.external_id for o in opps]),
+        (tenant, integ, batch.stream, sorted({o.external_id for o in page})),
     )
 
 

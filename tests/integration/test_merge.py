@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+import random
+import uuid
 from typing import Any
 
 import psycopg
@@ -260,3 +264,100 @@ def test_merge_uses_a_fixed_number_of_statements_per_page(st: tuple[int, int]) -
         finally:
             psycopg.Cursor.execute = original  # type: ignore[method-assign]
     assert statements <= 10
+
+
+# -- the merge result does not depend on how a page is cut ---------------------------------------
+
+_PH = frozenset({"noemail@acme.com"})
+
+
+def _random_records(rnd: random.Random) -> list[MappedOpportunity]:
+    """A page of records drawn from small pools, so ids, people and timestamps collide often."""
+    out = []
+    for _ in range(rnd.randint(1, 24)):
+        out.append(
+            MappedOpportunity(
+                model=rnd.choice(("job", "job", "job", "membership")),
+                external_id=f"J{rnd.randint(0, 5)}",
+                external_contact_id=rnd.choice((None, "C0", "C1", "C2", "C3", "C4")),
+                external_created_at=ts(1),
+                external_updated_at=rnd.choice((None, ts(2), ts(3), ts(4), ts(5), ts(6))),
+                email=rnd.choice(
+                    (None, None, "a@x.com", "b@x.com", "c@x.com", "noemail@acme.com")
+                ),
+                first_name=rnd.choice((None, "Ann", "Bob")),
+                last_name=rnd.choice((None, "Lee", "Roe")),
+                phone=rnd.choice((None, None, "+15550000001", "+15550000002", "+15550000003")),
+                status=rnd.choice(("Scheduled", "Completed", None)),
+                details={"v": rnd.randint(0, 3)},
+            )
+        )
+    return out
+
+
+def _merge_in_parts(records: list[MappedOpportunity], cuts: list[int]) -> tuple[int, int]:
+    tenant = make_tenant(f"t{uuid.uuid4().hex[:12]}")
+    integ = make_integration(tenant)
+    bounds = [0, *cuts, len(records)]
+    for start, end in itertools.pairwise(bounds):
+        part = copy.deepcopy(records[start:end])
+        batch = MergeBatch(
+            tenant_id=tenant,
+            integration_id=integ,
+            stream="jobs",
+            opportunities=part,
+            placeholder_emails=_PH,
+            fetched=len(part),
+        )
+        with db.connect() as conn:
+            merge_batch(conn, batch, None)
+    return tenant, integ
+
+
+def _canonical(tenant: int) -> dict[str, Any]:
+    """The tenant's contacts, links and opportunities with contacts named by creation rank."""
+    contacts = rows(
+        "SELECT id, email, phone, first_name, last_name FROM contact WHERE tenant_id = %s "
+        "ORDER BY id",
+        tenant,
+    )
+    rank = {row[0]: i for i, row in enumerate(contacts)}
+    links = rows(
+        "SELECT external_contact_id, contact_id FROM contact_link WHERE tenant_id = %s", tenant
+    )
+    opps = rows(
+        "SELECT model, match_key, external_id, external_contact_id, external_created_at, "
+        "external_updated_at, email, first_name, last_name, phone, status, details, contact_id "
+        "FROM opportunity WHERE tenant_id = %s ORDER BY model, match_key",
+        tenant,
+    )
+    return {
+        "contacts": [row[1:] for row in contacts],
+        "links": sorted((ext, rank[cid]) for ext, cid in links),
+        "opportunities": [(*row[:-1], rank[row[-1]]) for row in opps],
+    }
+
+
+def test_merge_result_does_not_depend_on_how_a_page_is_cut() -> None:
+    for case in range(120):
+        rnd = random.Random(case)
+        records = _random_records(rnd)
+        n = len(records)
+        size = rnd.randint(1, max(1, n - 1))
+        random_cuts = sorted(rnd.sample(range(1, n), rnd.randint(0, n - 1))) if n > 1 else []
+        whole = _canonical(_merge_in_parts(records, [])[0])
+        for label, cuts in (
+            ("parts of one size", list(range(size, n, size))),
+            ("parts of random sizes", random_cuts),
+            ("one by one", list(range(1, n))),
+        ):
+            got = _canonical(_merge_in_parts(records, cuts)[0])
+            assert got == whole, f"case {case}, {label} {cuts}: {records}"
+
+
+def test_record_refused_as_older_data_creates_no_contact(st: tuple[int, int]) -> None:
+    merge(*st, [opp("J1", contact="C1", phone="+15550001000", updated=ts(5))])
+    counts = merge(*st, [opp("J1", contact="C2", phone="+15550002000", updated=ts(3))])
+    assert (counts.unchanged, counts.contacts_created) == (1, 0)
+    assert rows("SELECT phone FROM contact") == [("+15550001000",)]
+    assert rows("SELECT external_contact_id FROM contact_link") == [("C1",)]
