@@ -8,6 +8,8 @@ child process of its own on a fresh database:
 
 * ``flow``: ``sync-tenant`` first load, as ``bench_servicetitan.py`` runs it (mapping,
   composition, merge, cursors, Prefect).
+* ``steps``: the same steps without Prefect: authenticate, then :mod:`crmsync.pipeline` with
+  the plain functions of :mod:`crmsync.sync` in place of the tasks (issue 10: flow >= 0.85x).
 * ``plain``: what a plain script would do with the same feeds: httpx + orjson over the five export
   feeds the connector reads, and per page a COPY into a staging table and one
   ``INSERT ... ON CONFLICT DO UPDATE`` into one table per feed (id, modified_on, payload jsonb).
@@ -52,6 +54,8 @@ from bench.harness import (  # noqa: E402
 RECORDS_PER_JOB = 4.42
 """100,000 jobs (+50,000 customers) gave 442,455 records (README, Benchmarks)."""
 RATIO_GOAL = 0.7
+STEPS_RATIO_GOAL = 0.85
+"""Issue 10: the flow at >= 0.85x the same steps called without Prefect."""
 RSS_GOAL_MIB = 150.0
 RSS_FLAT_TOLERANCE = 0.10
 """Largest-size peak RSS within this fraction of the smallest counts as "not growing with N"."""
@@ -87,6 +91,42 @@ def flow_phase() -> dict[str, Any]:
         "records_fetched": fetched,
         "work_s": round(work_s, 2),
         "process_s": round(process_s, 2),
+        "records_per_s": round(fetched / work_s, 1),
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def steps_phase() -> dict[str, Any]:
+    """Child: the flow's own steps (authenticate, then the chunk pipeline of
+    :mod:`crmsync.pipeline`) called without Prefect, on a database of its own: what the flow
+    costs beyond its work is the difference to ``flow``."""
+    import asyncio
+
+    from crmsync import sync
+    from crmsync.pipeline import plain_steps, pull_integration
+
+    t0 = time.perf_counter()
+    (integ,) = sync.tenant_integrations("bench")
+    started_at = datetime.now(UTC)
+    run_id = sync.start_run("bench", None)
+    sync.hold_contexts([integ.id])
+    sync.authenticate(integ.id)
+    result = asyncio.run(
+        pull_integration(plain_steps(integ.id, started_at, run_id), sync.streams(integ.id))
+    )
+    sync.release_contexts([integ.id])
+    counts = {f"{integ.name}:{s}": c.as_dict() for s, c in result.counts.items()}
+    sync.finish_run(run_id, counts, {s: str(e) for s, e in result.errors.items()})
+    work_s = time.perf_counter() - t0
+    if result.errors:
+        raise SystemExit(f"steps phase failed: {result.errors}")
+    emit_streams(counts)
+    fetched = sum(int(c["fetched"]) for c in counts.values())
+    return {
+        "phase": "steps",
+        "records_fetched": fetched,
+        "work_s": round(work_s, 2),
+        "process_s": round(work_s, 2),
         "records_per_s": round(fetched / work_s, 1),
         "peak_rss_mib": peak_rss_mib(),
     }
@@ -177,6 +217,7 @@ def run_size(admin: str, records: int) -> dict[str, Any]:
     print(f"\n== {records} records: {jobs} jobs, {customers} customers ==")
     with (
         fresh_database(admin) as hub_url,
+        fresh_database(admin, "crmsync_steps") as steps_url,
         fresh_database(admin, "crmsync_plain") as plain_url,
     ):
         env = bench_env(hub_url, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
@@ -187,13 +228,21 @@ def run_size(admin: str, records: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             wait_http(url, timeout=1800)
             print(f"emulator ready in {time.perf_counter() - t0:.1f} s")
+            steps_env = {**env, "DATABASE_URL": steps_url}
             apply_tenants(BENCH_DIR / "tenants-throughput.yaml", st_tenants_yaml(url), env)
+            apply_tenants(BENCH_DIR / "tenants-throughput.yaml", st_tenants_yaml(url), steps_env)
             flow = run_phase(__file__, "flow", env)
+            steps = run_phase(__file__, "steps", steps_env)
             plain = run_phase(__file__, "plain", {**env, "DATABASE_URL": plain_url}, ["--url", url])
     print()
-    print_table([{"records": records, **r} for r in (flow, plain)])
+    print_table([{"records": records, **r} for r in (flow, steps, plain)])
     ratio = flow["records_per_s"] / plain["records_per_s"]
+    steps_ratio = flow["records_per_s"] / steps["records_per_s"]
     print(f"ratio flow/plain records/s: {ratio:.2f}")
+    print(
+        f"ratio flow/steps-without-Prefect records/s: {steps_ratio:.2f} "
+        f"(goal >= {STEPS_RATIO_GOAL}: {_met(steps_ratio >= STEPS_RATIO_GOAL)})"
+    )
     print(
         f"goals at {records}: ratio >= {RATIO_GOAL}: {_met(ratio >= RATIO_GOAL)} ({ratio:.2f}); "
         f"flow peak RSS <= {RSS_GOAL_MIB:g} MiB: {_met(flow['peak_rss_mib'] <= RSS_GOAL_MIB)} "
@@ -205,7 +254,9 @@ def run_size(admin: str, records: int) -> dict[str, Any]:
         "plain_records": plain["records_fetched"],
         "flow_per_s": flow["records_per_s"],
         "plain_per_s": plain["records_per_s"],
+        "steps_per_s": steps["records_per_s"],
         "ratio": round(ratio, 2),
+        "flow_vs_steps": round(steps_ratio, 2),
         "flow_rss_mib": flow["peak_rss_mib"],
         "plain_rss_mib": plain["peak_rss_mib"],
     }
@@ -222,11 +273,14 @@ def main() -> None:
         default="100000",
         help="records to fetch; comma-separate several sizes, e.g. 100000,1000000",
     )
-    ap.add_argument("--phase", choices=["flow", "plain"], help=argparse.SUPPRESS)
+    ap.add_argument("--phase", choices=["flow", "steps", "plain"], help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase == "flow":
         emit_result(flow_phase())
+        return
+    if args.phase == "steps":
+        emit_result(steps_phase())
         return
     if args.phase == "plain":
         emit_result(plain_phase(args.url))

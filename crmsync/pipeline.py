@@ -21,9 +21,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from connectors.errors import AuthError, QuotaExceededError
+from crmsync import sync
 from crmsync.merge import MergeBatch, MergeCounts
 from crmsync.sync import ChunkStart, FetchedChunk
 
@@ -156,3 +158,26 @@ def summary(result: PullResult) -> dict[str, Any]:
         "chunks": result.chunks,
         **{k: round(v, 3) for k, v in result.seconds.items()},
     }
+
+
+def plain_steps(
+    integration_id: int, started_at: datetime, run_id: int | None, lookback_days: int | None = None
+) -> PullSteps:
+    """The same steps as the flow's tasks, called without Prefect (benchmarks, a debugger)."""
+
+    async def fetch(start: ChunkStart) -> FetchedChunk:
+        return await asyncio.to_thread(
+            sync.fetch_chunk, integration_id, started_at, start, lookback_days
+        )
+
+    async def map_(chunk: FetchedChunk) -> list[MergeBatch]:
+        return await asyncio.to_thread(sync.map_chunk, integration_id, chunk)
+
+    async def merge(batches: list[MergeBatch]) -> dict[str, dict[str, int]]:
+        counts = await asyncio.to_thread(sync.merge_chunk, batches, run_id)
+        return {stream: c.as_dict() for stream, c in counts.items()}
+
+    async def refresh() -> None:
+        await asyncio.to_thread(sync.refresh_statistics)
+
+    return PullSteps(fetch, map_, merge, refresh)
