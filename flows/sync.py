@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import acreate_table_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import opaque
 from pydantic import Field
 
-from crmsync import push, sync
+from crmsync import push, report, sync
 from crmsync.merge import MergeBatch
 from crmsync.pipeline import PullResult, PullSteps, pull_integration, summary
 from crmsync.sync import ChunkStart, FetchedChunk, IntegrationRef, TenantBusyError
@@ -109,7 +109,7 @@ async def sync_tenant(
     except TenantBusyError as exc:
         logger.warning("%s", exc)
         return {"tenant": tenant_slug, "status": "skipped", "reason": str(exc)}
-    counts: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
     integrations = await list_integrations(tenant_slug)
     try:
@@ -134,12 +134,7 @@ async def sync_tenant(
     finally:
         sync.release_contexts(i.id for i in integrations)
     status = await finish_run(run_id, counts, errors)
-    await acreate_table_artifact(
-        key=f"sync-{tenant_slug}"[:100],
-        table=[{"stream": k, **v} for k, v in counts.items()]
-        + [{"stream": k, "error": v} for k, v in errors.items()],
-        description=f"Tenant {tenant_slug}: sync run {run_id} {status}",
-    )
+    rejected = await _publish(tenant_slug, run_id, status, counts, errors)
     result = {
         "tenant": tenant_slug,
         "run_id": run_id,
@@ -151,7 +146,43 @@ async def sync_tenant(
         raise TenantSyncError(
             f"tenant {tenant_slug}: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
         )
+    if rejected:
+        logger.warning(
+            "%d CRM record(s) rejected (quarantined with a reason, not merged): see the "
+            "artifact rejected-%s or `crmsync runs show %d`",
+            rejected,
+            tenant_slug,
+            run_id,
+        )
+        return cast(
+            dict[str, Any],
+            Completed(
+                message=f"{rejected} CRM record(s) rejected: see artifact rejected-{tenant_slug}",
+                data=result,
+            ),
+        )
     return result
+
+
+async def _publish(
+    slug: str, run_id: int, status: str, counts: dict[str, Any], errors: dict[str, str]
+) -> int:
+    """The run's artifacts: the table every run has, and the rejected records when there are
+    some. Returns how many records the run rejected."""
+    await acreate_table_artifact(
+        key=f"sync-{slug}"[:100],
+        table=report.run_table(counts, errors),
+        description=f"Tenant {slug}: sync run {run_id} {status}. Fetched and rejected count CRM "
+        "records; created, updated and unchanged count hub opportunities.",
+    )
+    total, shown = await asyncio.to_thread(report.rejected_records, run_id)
+    if total:
+        await acreate_markdown_artifact(
+            key=f"rejected-{slug}"[:100],
+            markdown=report.rejected_markdown(slug, run_id, total, shown),
+            description=f"Tenant {slug}: {total} record(s) rejected in sync run {run_id}",
+        )
+    return total
 
 
 async def _push_due(tenant_id: int) -> bool:
@@ -164,7 +195,7 @@ async def _push_due(tenant_id: int) -> bool:
 def _report(
     name: str,
     pulled: PullResult,
-    counts: dict[str, dict[str, float]],
+    counts: dict[str, dict[str, Any]],
     errors: dict[str, str],
     logger: Any,
 ) -> None:
@@ -175,16 +206,12 @@ def _report(
         errors[f"{name}:{stream}"] = _safe(exc)
         logger.error("%s/%s failed: %s", name, stream, _safe(exc))
     figures = summary(pulled)
-    logger.info(
-        "%s: %d fetched, %d created, %d updated, %d unchanged, %d rejected in %d chunk(s)",
-        name,
-        figures["fetched"],
-        figures["created"],
-        figures["updated"],
-        figures["unchanged"],
-        figures["rejected"],
-        figures["chunks"],
-    )
+    if pulled.counts:  # seconds are per integration (a chunk spans streams): on its first row
+        first = next(iter(pulled.counts))
+        counts[f"{name}:{first}"].update(
+            {k: figures[k] for k in ("chunks", "fetch_s", "map_s", "merge_s")}
+        )
+    logger.info("%s", report.integration_line(name, figures))
 
 
 @flow(

@@ -113,6 +113,7 @@ def test_a_hub_postgres_restart_mid_stream_is_absorbed_within_the_run_and_stores
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "DATABASE_URL": private_hub.url,
         "PREFECT_LOGGING_LEVEL": "INFO",  # task retries are logged at INFO, the pool's at WARNING
+        "CRMSYNC_CHUNK_RECORDS": "15",  # one page per chunk: the restart lands between chunks
     }
     cmd = [sys.executable, "-m", "crmsync", "sync", "--tenant", "restarted"]
     proc = subprocess.Popen(

@@ -1,0 +1,124 @@
+"""A tenant run told to a person: the run table, its rejected records, the one-line summaries.
+
+The same figures feed the Prefect artifacts of a run (``sync-<slug>``, ``rejected-<slug>``) and
+``crmsync runs show``. Every row has every column (the Prefect UI takes a table's columns from its
+first row), and the column names say what each count counts: ``fetched`` and ``rejected`` are CRM
+records, ``created``/``updated``/``unchanged`` are hub opportunities. A related stream (customers,
+estimates…) creates no opportunity of its own; its records re-compose the opportunities that
+embed them, which is what its opportunity counts show. A LeadPerfection prospect carries one
+opportunity per lead, so opportunities can outnumber the records fetched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from crmsync import db
+
+COLUMNS = (
+    "integration",
+    "stream",
+    "CRM records fetched",
+    "CRM records rejected",
+    "opportunities created",
+    "opportunities updated",
+    "opportunities unchanged",
+    "contacts created",
+    "pushes delivered",
+    "pushes deferred",
+    "pushes failed",
+    "error",
+)
+_PULL = {
+    "CRM records fetched": "fetched",
+    "CRM records rejected": "rejected",
+    "opportunities created": "created",
+    "opportunities updated": "updated",
+    "opportunities unchanged": "unchanged",
+    "contacts created": "contacts_created",
+}
+_PUSH = {"pushes delivered": "delivered", "pushes deferred": "deferred", "pushes failed": "failed"}
+REJECTS_SHOWN = 50
+
+
+def _row(integration: str, stream: str) -> dict[str, Any]:
+    return {c: "" for c in COLUMNS} | {"integration": integration, "stream": stream}
+
+
+def run_table(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per integration stream, a sign-in row for an integration that could not
+    authenticate, and a push row; every row with every column of :data:`COLUMNS`."""
+    rows: dict[str, dict[str, Any]] = {}
+    for key, figures in counts.items():
+        if key == "push":
+            row = rows.setdefault(key, _row("(all)", "push-activity"))
+            row.update({col: figures.get(name, 0) for col, name in _PUSH.items()})
+            continue
+        integration, _, stream = key.partition(":")
+        row = rows.setdefault(key, _row(integration, stream))
+        row.update({col: figures.get(name, 0) for col, name in _PULL.items()})
+    for key, message in errors.items():
+        if key == "push":
+            row = rows.setdefault(key, _row("(all)", "push-activity"))
+        elif ":" in key:
+            integration, _, stream = key.partition(":")
+            row = rows.setdefault(key, _row(integration, stream))
+        else:
+            row = rows.setdefault(key, _row(key, "(sign-in)"))
+        row["error"] = message
+    return list(rows.values())
+
+
+@dataclass(slots=True, frozen=True)
+class Rejected:
+    integration: str
+    stream: str
+    record: str
+    reason: str
+
+
+def rejected_records(run_id: int, limit: int = REJECTS_SHOWN) -> tuple[int, list[Rejected]]:
+    """The records this run quarantined (the total, and the first ``limit`` with reasons)."""
+    with db.connect() as conn:
+        (total,) = conn.execute(
+            "SELECT count(*) FROM rejected_record WHERE run_id = %s", (run_id,)
+        ).fetchone() or (0,)
+        rows = conn.execute(
+            "SELECT i.name, r.stream, r.external_key, r.reason FROM rejected_record r "
+            "JOIN integration i ON i.id = r.integration_id WHERE r.run_id = %s "
+            "ORDER BY i.name, r.stream, r.id LIMIT %s",
+            (run_id, limit),
+        ).fetchall()
+    return int(total), [Rejected(*r) for r in rows]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def rejected_markdown(slug: str, run_id: int, total: int, shown: list[Rejected]) -> str:
+    lines = [
+        f"# Rejected records of {slug}, sync run {run_id}",
+        "",
+        f"{total} CRM record(s) were quarantined with a reason and not merged; "
+        f"{len(shown)} shown. Each stays in `rejected_record` with its raw payload until the CRM "
+        f"sends a valid version. All of them: `crmsync runs show {run_id}`.",
+        "",
+        "| integration | stream | record | reason |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {_cell(r.integration)} | {_cell(r.stream)} | {_cell(r.record)} | {_cell(r.reason)} |"
+        for r in shown
+    ]
+    return "\n".join(lines)
+
+
+def integration_line(name: str, figures: dict[str, Any]) -> str:
+    """``st-main: 120 CRM records fetched, 3 rejected; opportunities 20 created, …``"""
+    return (
+        f"{name}: {figures['fetched']} CRM records fetched, {figures['rejected']} rejected; "
+        f"opportunities {figures['created']} created, {figures['updated']} updated, "
+        f"{figures['unchanged']} unchanged; {figures['chunks']} chunk(s)"
+    )

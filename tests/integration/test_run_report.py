@@ -1,0 +1,97 @@
+"""What a tenant run tells its reader (issue 12): a table with the same columns on every row,
+rejected records listed with their reasons, a visible state message and a WARNING when a run
+rejected records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from crmsync import db, report
+from flows.sync import sync_tenant
+from sandbox.leadperfection import LPClientSpec, run_emulator
+from tests.factories import make_integration, make_tenant
+
+pytestmark = [pytest.mark.usefixtures("clean_db", "prefect_api"), pytest.mark.slow]
+SPEC = LPClientSpec("rep01", "api.user", "pw", "0f8fad5b-d9cb-469f-a165-70867728950e", prospects=20)
+NO_LEADS = 100003  # the emulator's hand-written prospect without a lead (sandbox/leadperfection)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Any]:
+    with run_emulator([SPEC], port=0, freeze_clock=True) as running:
+        yield running
+
+
+def add_tenant(emu: Any, slug: str) -> int:
+    return make_integration(
+        make_tenant(slug),
+        name="lp",
+        provider="leadperfection",
+        credentials={
+            "clientid": SPEC.clientid,
+            "username": SPEC.username,
+            "password": SPEC.password,
+            "appkey": SPEC.appkey,
+        },
+        base_url=emu.url,
+    )
+
+
+async def _artifacts(key: str) -> list[Any]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+
+
+def test_every_row_of_the_run_table_has_every_column_and_the_push_and_error_rows_show() -> None:
+    rows = report.run_table(
+        {
+            "st-main:customers": {"fetched": 3, "created": 0, "updated": 2, "rejected": 0},
+            "st-main:jobs": {"fetched": 5, "created": 4, "updated": 0, "rejected": 1},
+            "push": {"planned": 2, "delivered": 1, "deferred": 1, "failed": 0},
+        },
+        {"st-main:jobs": "RuntimeError: boom", "lp-main": "AuthError: bad password"},
+    )
+    assert [tuple(r) for r in rows] == [report.COLUMNS] * 4
+    by_stream = {(r["integration"], r["stream"]): r for r in rows}
+    assert by_stream[("st-main", "jobs")]["error"] == "RuntimeError: boom"
+    assert by_stream[("st-main", "jobs")]["opportunities created"] == 4
+    assert by_stream[("(all)", "push-activity")]["pushes deferred"] == 1
+    assert by_stream[("lp-main", "(sign-in)")]["error"] == "AuthError: bad password"
+
+
+def test_a_run_that_rejected_records_says_so_in_its_state_log_and_artifacts(
+    emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_tenant(emulator, "rejecting")
+    with caplog.at_level(logging.WARNING):
+        state = asyncio.run(sync_tenant("rejecting", return_state=True))  # type: ignore[call-overload]
+    assert state.is_completed()
+    with db.connect() as conn:
+        (run_id, counts) = conn.execute(
+            "SELECT id, counts FROM sync_run ORDER BY id DESC LIMIT 1"
+        ).fetchone() or (0, {})
+    rejected = sum(c["rejected"] for k, c in counts.items() if k != "push")
+    assert rejected > 0, "the emulator's seed holds prospects LeadPerfection sends without a lead"
+    message = f"{rejected} CRM record(s) rejected"
+    assert state.message == f"{message}: see artifact rejected-rejecting"
+    assert any(r.levelno == logging.WARNING and message in r.getMessage() for r in caplog.records)
+
+    total, shown = report.rejected_records(run_id)
+    assert total == rejected == len(shown)
+    no_lead = [r for r in shown if r.record == f"cst:{NO_LEADS}"]
+    assert no_lead and "missing Prospect.leads[0].id" in no_lead[0].reason, shown
+
+    (artifact,) = asyncio.run(_artifacts("rejected-rejecting"))
+    assert no_lead[0].reason[:40] in artifact.data
+    (table,) = asyncio.run(_artifacts("sync-rejecting"))
+    assert "CRM records rejected" in str(table.data)
