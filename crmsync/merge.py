@@ -12,9 +12,29 @@ Rules implemented here, each with a test named after it in ``tests/integration/t
   integration's External Contact ID seen before, else the same phone, else the same email; an email
   listed in the integration's ``placeholder_emails`` never matches (seed 002 "filter for
   placeholder emails ... will prevent contacts from merging") and is not stored on the contact.
-* Older data never overwrites newer: an update applies only when the incoming External Updated At
-  is not older than the stored one (a missing one counts as the oldest). A record refused as older
-  data changes nothing at all: no contact is created, completed or linked for it.
+* Older data never overwrites newer, and a correct recomputation always applies. External Updated
+  At cannot be the guard: it is computed over live children (seed 002: the most recent of
+  ``modifiedOn``, ``appointments:1:modifiedOn``, ``estimates:1:modifiedOn``; improveit360 alike),
+  so it goes *down* when the newest estimate or appointment is deleted or its resource
+  deselected, and a guard on it would keep the deleted child in the details forever. The guard
+  compares **source stamps** instead: every mapped opportunity names the CRM records it was
+  composed of with their change stamps (:attr:`MappedOpportunity.source_stamps`, ``jobs:7`` →
+  ``modifiedOn``, ``estimates:40`` → ``modifiedOn``, …; deleted records included, since a deletion
+  is a change with a newer stamp), and the opportunity stores them (column ``source_stamps``,
+  UTC ISO-8601 text that sorts chronologically; a missing stamp is the oldest). An update applies
+  unless it was composed of an *older version of a record* the stored row knows: a record in both
+  whose incoming stamp is older than the stored one. So an older copy (an older job or any older
+  child) is refused; a recomputation from the same or newer records applies even when External
+  Updated At goes down, and a record that left the composition (deleted and dropped by the caller,
+  resource deselected, job moved to another customer) cannot block it. On an update the stored
+  stamps become the per-record maximum of both, so a stamp once seen is never forgotten: a stale
+  copy of a deleted child cannot bring it back. External Updated At is stored as computed. A
+  mapping that gives no stamps is guarded as one record stamped with its External Updated At (the
+  former rule), and so are rows stored before migration 0006 (``source_stamps`` NULL) until their
+  next update. A record refused as older data changes nothing at all: no contact is created,
+  completed or linked for it. The guard is decided in memory under the tenant lock (below), not
+  in the upsert statement: within a page it is decided against the page's earlier record of the
+  same key, which a statement comparing with the stored row could not do.
 * The result never depends on how a page is cut (one batch, parts of any size, one record per
   batch: identical contacts, links and opportunities). A page is read from the database with two
   look-ups (the stored opportunities of its match keys; the contacts its External Contact IDs,
@@ -153,6 +173,41 @@ def _not_older(new: datetime | None, old: datetime | None) -> bool:
     return old is None or (new is not None and new >= old)
 
 
+Stamps = dict[str, str | None]
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    """A change stamp as stored: fixed-width UTC ISO-8601, so text order is time order."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def source_stamps(opp: MappedOpportunity) -> Stamps:
+    """The stamps the guard compares; a mapping without any is one record (``""``) stamped with
+    its External Updated At."""
+    if opp.source_stamps:
+        return {key: _stamp(moment) for key, moment in opp.source_stamps.items()}
+    return {"": _stamp(opp.external_updated_at)}
+
+
+def _applies(
+    incoming: Stamps,
+    updated: datetime | None,
+    stored_stamps: Stamps | None,
+    stored_updated: datetime | None,
+) -> bool:
+    """The stale-write guard: False when ``incoming`` holds an older version of a record the
+    stored row was composed of. Rows without stamps (before 0006) compare External Updated At."""
+    if stored_stamps is None:
+        return _not_older(updated, stored_updated)
+    for key, stamp in incoming.items():
+        old = stored_stamps.get(key)
+        if old is not None and (stamp is None or stamp < old):
+            return False
+    return True
+
+
 def merge_batch(
     conn: psycopg.Connection[Any], batch: MergeBatch, run_id: int | None
 ) -> MergeCounts:
@@ -278,13 +333,16 @@ def _merge_opportunities(
     distinct_keys = list(dict.fromkeys(keys))
     cur.execute(
         """
-        SELECT o.model, o.match_key, o.external_updated_at FROM opportunity o
+        SELECT o.model, o.match_key, o.source_stamps, o.external_updated_at FROM opportunity o
         JOIN unnest(%b::text[], %b::text[]) AS k(model, match_key) USING (model, match_key)
         WHERE o.tenant_id = %s AND o.integration_id = %s
         """,
         ([m for m, _ in distinct_keys], [k for _, k in distinct_keys], tenant, integ),
     )
-    stored: dict[tuple[str, str], datetime | None] = {(m, k): u for m, k, u in cur.fetchall()}
+    # Per key, the guard's state: the stored row's (or the page's last applied record's) stamps.
+    stored: dict[tuple[str, str], tuple[Stamps | None, datetime | None]] = {
+        (m, k): (stamps, updated) for m, k, stamps, updated in cur.fetchall()
+    }
 
     cur.execute(
         _CONTACTS_SQL,
@@ -306,13 +364,18 @@ def _merge_opportunities(
 
     # Record by record, in page order, as if each were its own batch; a negative id is a contact
     # this page creates.
-    final: dict[tuple[str, str], tuple[MappedOpportunity, int]] = {}
+    final: dict[tuple[str, str], tuple[MappedOpportunity, int, Stamps]] = {}
     created: list[int] = []
     new_links: dict[str, int] = {}
     for opp, key, email in zip(page, keys, emails, strict=True):
-        if key in stored and not _not_older(opp.external_updated_at, stored[key]):
-            continue
-        stored[key] = opp.external_updated_at
+        incoming = source_stamps(opp)
+        if key in stored:
+            stored_stamps, stored_updated = stored[key]
+            if not _applies(incoming, opp.external_updated_at, stored_stamps, stored_updated):
+                continue
+            # Not older anywhere, so the union keeps, per record, the newer stamp.
+            incoming = {**(stored_stamps or {}), **incoming}
+        stored[key] = (incoming, opp.external_updated_at)
         ext = opp.external_contact_id
         cid = (
             (linked.get(ext) if ext else None)
@@ -344,7 +407,7 @@ def _merge_opportunities(
         if ext and ext not in linked:
             linked[ext] = cid
             new_links[ext] = cid
-        final[key] = (opp, cid)
+        final[key] = (opp, cid, incoming)
 
     real_ids: dict[int, int] = {}
     if created:
@@ -404,22 +467,23 @@ def _merge_opportunities(
             ),
         )
 
-    opps = [o for o, _ in final.values()]
-    contact_ids = [real_ids.get(c, c) for _, c in final.values()]
+    opps = [o for o, _, _ in final.values()]
+    contact_ids = [real_ids.get(c, c) for _, c, _ in final.values()]
+    stamps = [_json(dict(sorted(s.items()))) for _, _, s in final.values()]
     cur.execute(
         """
         WITH up AS (
         INSERT INTO opportunity AS o (tenant_id, integration_id, contact_id, model, match_key,
             external_id, external_contact_id, external_created_at, external_updated_at, email,
-            first_name, last_name, phone, status, details)
+            first_name, last_name, phone, status, details, source_stamps)
         SELECT %s, %s, v.contact_id, v.model, v.match_key, v.external_id, v.external_contact_id,
                v.created, v.updated, v.email, v.first_name, v.last_name, v.phone, v.status,
-               v.details::jsonb
+               v.details::jsonb, v.stamps::jsonb
         FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
                     %b::timestamptz[], %b::timestamptz[], %b::text[], %b::text[], %b::text[],
-                    %b::text[], %b::text[], %b::text[])
+                    %b::text[], %b::text[], %b::text[], %b::text[])
              AS v(contact_id, model, match_key, external_id, external_contact_id, created,
-                  updated, email, first_name, last_name, phone, status, details)
+                  updated, email, first_name, last_name, phone, status, details, stamps)
         ON CONFLICT (tenant_id, integration_id, model, match_key) DO UPDATE
         SET contact_id = excluded.contact_id, external_id = excluded.external_id,
             external_contact_id = excluded.external_contact_id,
@@ -427,13 +491,14 @@ def _merge_opportunities(
             external_updated_at = excluded.external_updated_at, email = excluded.email,
             first_name = excluded.first_name, last_name = excluded.last_name,
             phone = excluded.phone, status = excluded.status, details = excluded.details,
-            updated_at = now()
+            source_stamps = excluded.source_stamps, updated_at = now()
         WHERE (o.contact_id, o.external_contact_id, o.external_created_at, o.external_updated_at,
-               o.email, o.first_name, o.last_name, o.phone, o.status, o.details)
+               o.email, o.first_name, o.last_name, o.phone, o.status, o.details, o.source_stamps)
               IS DISTINCT FROM
               (excluded.contact_id, excluded.external_contact_id, excluded.external_created_at,
                excluded.external_updated_at, excluded.email, excluded.first_name,
-               excluded.last_name, excluded.phone, excluded.status, excluded.details)
+               excluded.last_name, excluded.phone, excluded.status, excluded.details,
+               excluded.source_stamps)
         RETURNING (xmax = 0) AS created, o.model, o.external_id
         ), lineage AS (
             INSERT INTO sync_lineage (tenant_id, run_id, integration_id, stream, model,
@@ -460,6 +525,7 @@ def _merge_opportunities(
             [_text(o.phone) for o in opps],
             [_text(o.status) for o in opps],
             [_json(o.details) for o in opps],
+            stamps,
             tenant,
             run_id,
             integ,

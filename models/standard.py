@@ -28,6 +28,14 @@ class MappedOpportunity:
 
     ``email`` is trimmed and lower-cased, ``phone`` is E.164, timestamps are timezone-aware UTC.
     ``details`` holds JSON-serialisable values only.
+
+    ``source_stamps`` names every CRM record the opportunity was composed of, as
+    ``"<resource>:<id>"`` (``jobs:17``, ``estimates:40``), with that record's change stamp
+    (ServiceTitan ``modifiedOn``; Salesforce ``SystemModstamp``/``LastModifiedDate``), or None
+    when it has none. Deleted records the mapping was given are included even though they are
+    left out of the details and of External Updated At: a deletion is a change, with its own
+    newer stamp. The merge's stale-write guard compares these (see :mod:`crmsync.merge`); a
+    mapping that leaves them empty is guarded on External Updated At alone.
     """
 
     model: str
@@ -41,6 +49,7 @@ class MappedOpportunity:
     phone: str | None
     status: str | None
     details: dict[str, Any] = field(default_factory=dict)
+    source_stamps: dict[str, datetime | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

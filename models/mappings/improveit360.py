@@ -30,6 +30,13 @@ them): the Sales Opportunity's own fields at the top level, ``contact:…``, ``a
 created appointment, as seed 002 orders its lists. Records Salesforce reports as deleted
 (``IsDeleted``, returned by ``queryAll``) are left out, so deleting an appointment removes it.
 
+``source_stamps`` (the merge's stale-write guard, see :class:`models.standard.MappedOpportunity`)
+names every record given, deleted ones included, as ``<stream>:<Id>`` (``opportunities``,
+``contacts``, ``accounts``, ``appointments``, ``projects``, ``project_activities`` when they sync)
+with the later of its ``SystemModstamp`` and ``LastModifiedDate``: a deletion moves
+``SystemModstamp``, so deleting the newest appointment lowers External Updated At yet is a newer
+version of the opportunity's records.
+
 The object and field API names of i360 Lightning are not public (crm-apis.md §3.1); the defaults
 here match the emulator's schema (:mod:`sandbox.salesforce.schema`) and the integration settings
 override them per org. Pure functions, no I/O.
@@ -133,6 +140,21 @@ def map_sales_opportunity(
                 flatten_details(activity_prefix, dict(activity), details)
                 updated = _latest(updated, ident, f"{activity_prefix}:LastModifiedDate", activity)
 
+    stamps: dict[str, datetime | None] = {}
+    _add_stamp(stamps, "opportunities", opportunity)
+    for resource, record in (("contacts", contact), ("accounts", account)):
+        if record is not None:
+            _add_stamp(stamps, resource, record)
+    for resource, records in (("appointments", appointments), ("projects", projects)):
+        for rec in records:
+            _add_stamp(stamps, resource, rec)
+    if project_activities is not None:
+        for project in projects:
+            project_id = project.get("Id")
+            if isinstance(project_id, str):
+                for activity in project_activities.get(project_id, ()):
+                    _add_stamp(stamps, "project_activities", activity)
+
     contact_id = opportunity.get(paths.opportunity_contact)
     first_name, last_name = _names(contact, account, paths)
     email = normalize_email(contact.get(paths.contact_email)) if contact is not None else None
@@ -151,6 +173,7 @@ def map_sales_opportunity(
         phone=_phone(contact, account, paths),
         status=None if status is None else str(status),
         details=details,
+        source_stamps=stamps,
     )
 
 
@@ -181,6 +204,23 @@ def _timestamp(ident: str, field: str, value: object) -> datetime | None:
         return parse_timestamp(value)
     except ValueError:
         raise MappingError(f"{MODEL} {ident}: {field} is not a timestamp: {value!r}") from None
+
+
+def _add_stamp(stamps: dict[str, datetime | None], resource: str, record: Record) -> None:
+    """The record's change stamp: the later of ``SystemModstamp`` and ``LastModifiedDate``
+    (unparseable ones ignored; None when neither is usable)."""
+    ident = record.get("Id")
+    if not isinstance(ident, str) or not ident:
+        return
+    latest: datetime | None = None
+    for name in ("SystemModstamp", "LastModifiedDate"):
+        try:
+            moment = parse_timestamp(record.get(name))
+        except ValueError:
+            continue
+        if moment is not None and (latest is None or moment > latest):
+            latest = moment
+    stamps[f"{resource}:{ident}"] = latest
 
 
 def _latest(current: datetime | None, ident: str, field: str, record: Record) -> datetime | None:

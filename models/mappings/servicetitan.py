@@ -62,6 +62,12 @@ def map_job(
     and estimate), ignoring missing ones: the seed uses it to sort opportunities, so a new
     estimate on an old job brings the job forward. See :func:`_map` for the shared rules.
 
+    Appointments and estimates marked ``active: false`` (deletions, as the export feeds carry
+    them) are left out of the details and of External Updated At, which is therefore computed
+    over live records only and goes down when the newest one is deleted; they still count in
+    ``source_stamps`` (their ``modifiedOn`` is the deletion's), which is what lets the merge tell
+    this recomputation from older data.
+
     ``placeholder_emails`` holds the tenant's placeholder addresses in
     :func:`models.normalize.normalize_email` form (trimmed, lower-case).
 
@@ -72,6 +78,8 @@ def map_job(
     details = opportunity.details
     updated = opportunity.external_updated_at
     for key, records in (("appointments", appointments), ("estimates", estimates)):
+        _add_stamps(opportunity.source_stamps, key, records)
+        records = [record for record in records if record.get("active") is not False]
         if not records:
             continue
         records = sort_newest_first(records)
@@ -126,6 +134,9 @@ def _map(
       matches contacts on. Contacts passed without a customer record are still used: they are
       the customer's.
     - Names come from ``customer:name`` per :func:`models.normalize.split_name`.
+    - ``source_stamps`` (see :class:`models.standard.MappedOpportunity`) holds the record's own
+      ``modifiedOn`` (``jobs:<id>``/``memberships:<id>``), the customer's and every given
+      contact's, inactive ones included.
     """
     ident = record.get("id")
     if ident is None or ident == "":
@@ -136,6 +147,10 @@ def _map(
 
     details: dict[str, Any] = {}
     flatten_details("", record, details)
+    stamps: dict[str, datetime | None] = {f"{model}s:{external_id}": updated}
+    if customer is not None:
+        _add_stamps(stamps, "customers", (customer,))
+    _add_stamps(stamps, "customer_contacts", contacts)
 
     contact_id: object = None
     first_name = last_name = None
@@ -168,6 +183,7 @@ def _map(
         phone=phone,
         status=None if status is None else str(status),
         details=details,
+        source_stamps=stamps,
     )
 
 
@@ -178,6 +194,21 @@ def _timestamp(model: str, external_id: str, field: str, value: object) -> datet
         raise MappingError(
             f"{model} {external_id}: {field} is not a timestamp: {value!r}"
         ) from None
+
+
+def _add_stamps(
+    stamps: dict[str, datetime | None], resource: str, records: Iterable[Record]
+) -> None:
+    """Each record's ``modifiedOn`` as ``<resource>:<id>``; an unparseable one is None (the
+    oldest), since only the guard reads it."""
+    for record in records:
+        ident = record.get("id")
+        if ident is None:
+            continue
+        try:
+            stamps[f"{resource}:{ident}"] = parse_timestamp(record.get("modifiedOn"))
+        except ValueError:
+            stamps[f"{resource}:{ident}"] = None
 
 
 def _email_and_phone(contacts: Iterable[Record]) -> tuple[str | None, str | None]:

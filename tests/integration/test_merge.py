@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import random
@@ -13,6 +14,8 @@ import pytest
 
 from crmsync import db
 from crmsync.merge import MergeBatch, MergeCounts, merge_batch
+from models.mappings.improveit360 import map_sales_opportunity
+from models.mappings.servicetitan import map_job
 from models.standard import MappedOpportunity, RejectedRecord
 from tests.factories import make_integration, make_tenant, opp, ts
 
@@ -282,14 +285,18 @@ def _random_records(rnd: random.Random) -> list[MappedOpportunity]:
                 external_contact_id=rnd.choice((None, "C0", "C1", "C2", "C3", "C4")),
                 external_created_at=ts(1),
                 external_updated_at=rnd.choice((None, ts(2), ts(3), ts(4), ts(5), ts(6))),
-                email=rnd.choice(
-                    (None, None, "a@x.com", "b@x.com", "c@x.com", "noemail@acme.com")
-                ),
+                email=rnd.choice((None, None, "a@x.com", "b@x.com", "c@x.com", "noemail@acme.com")),
                 first_name=rnd.choice((None, "Ann", "Bob")),
                 last_name=rnd.choice((None, "Lee", "Roe")),
                 phone=rnd.choice((None, None, "+15550000001", "+15550000002", "+15550000003")),
                 status=rnd.choice(("Scheduled", "Completed", None)),
                 details={"v": rnd.randint(0, 3)},
+                source_stamps={
+                    part: rnd.choice((None, ts(2), ts(3), ts(4), ts(5)))
+                    for part in rnd.sample(
+                        ("root", "estimates:1", "estimates:2"), rnd.randint(0, 3)
+                    )
+                },
             )
         )
     return out
@@ -361,3 +368,208 @@ def test_record_refused_as_older_data_creates_no_contact(st: tuple[int, int]) ->
     assert (counts.unchanged, counts.contacts_created) == (1, 0)
     assert rows("SELECT phone FROM contact") == [("+15550001000",)]
     assert rows("SELECT external_contact_id FROM contact_link") == [("C1",)]
+
+
+# -- the stale-write guard protects against older CRM data, not against a recomputation ----------
+
+
+def _iso(day: int) -> str:
+    return ts(day).isoformat()
+
+
+def _job(modified: int = 2, status: str = "Scheduled") -> dict[str, Any]:
+    return {
+        "id": 7,
+        "customerId": 70,
+        "jobStatus": status,
+        "createdOn": _iso(1),
+        "modifiedOn": _iso(modified),
+    }
+
+
+def _child(ident: int, created: int, modified: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "jobId": 7,
+        "active": True,
+        "createdOn": _iso(created),
+        "modifiedOn": _iso(modified),
+        **fields,
+    }
+
+
+def _deleted(child: dict[str, Any], modified: int) -> dict[str, Any]:
+    """A deletion as the export feeds carry it: the record, inactive, with a newer modifiedOn."""
+    return {**child, "active": False, "modifiedOn": _iso(modified)}
+
+
+def _job_opp(
+    job: dict[str, Any] | None = None,
+    appointments: list[dict[str, Any]] | None = None,
+    estimates: list[dict[str, Any]] | None = None,
+) -> MappedOpportunity:
+    return map_job(job or _job(), None, [], appointments or [], estimates or [])
+
+
+def _stored_job() -> tuple[Any, ...]:
+    (row,) = rows("SELECT external_updated_at, status, details FROM opportunity")
+    return row
+
+
+@pytest.mark.parametrize(
+    "deletion_passed", [True, False], ids=["deletion-passed", "deletion-left-out-by-caller"]
+)
+def test_deleting_the_newest_estimate_removes_it_and_lowers_external_updated_at(
+    st: tuple[int, int], deletion_passed: bool
+) -> None:
+    older, newest = _child(1, created=2, modified=3), _child(2, created=4, modified=5)
+    merge(*st, [_job_opp(estimates=[older, newest])])
+    assert _stored_job()[0] == ts(5)
+    remaining = [older, _deleted(newest, modified=6)] if deletion_passed else [older]
+    counts = merge(*st, [_job_opp(estimates=remaining)])
+    updated, _, details = _stored_job()
+    assert counts.updated == 1
+    assert updated == ts(3)
+    assert details["estimates:1:id"] == 1 and "estimates:2:id" not in details
+
+
+def test_a_stale_copy_from_before_a_deletion_never_brings_the_child_back(
+    st: tuple[int, int],
+) -> None:
+    older, newest = _child(1, created=2, modified=3), _child(2, created=4, modified=5)
+    merge(*st, [_job_opp(estimates=[older, newest])])
+    merge(*st, [_job_opp(estimates=[older, _deleted(newest, modified=6)])])
+    counts = merge(*st, [_job_opp(estimates=[older, newest])])
+    assert counts.updated == 0
+    assert "estimates:2:id" not in _stored_job()[2]
+
+
+def test_edited_newest_estimate_reaches_a_job_whose_own_modified_on_did_not_change(
+    st: tuple[int, int],
+) -> None:
+    estimate = _child(1, created=2, modified=3, summary="v1")
+    merge(*st, [_job_opp(estimates=[estimate])])
+    counts = merge(
+        *st, [_job_opp(estimates=[{**estimate, "modifiedOn": _iso(6), "summary": "v2"}])]
+    )
+    updated, _, details = _stored_job()
+    assert counts.updated == 1
+    assert updated == ts(6) and details["estimates:1:summary"] == "v2"
+
+
+def test_deselecting_a_job_resource_removes_it_from_the_opportunity(st: tuple[int, int]) -> None:
+    appointment = _child(1, created=2, modified=9)
+    estimate = _child(2, created=2, modified=4, summary="v1")
+    merge(*st, [_job_opp(appointments=[appointment], estimates=[estimate])])
+    assert _stored_job()[0] == ts(9)
+    edited = {**estimate, "modifiedOn": _iso(5), "summary": "v2"}
+    merge(*st, [_job_opp(estimates=[edited])])  # appointments no longer selected
+    updated, _, details = _stored_job()
+    assert updated == ts(5) and details["estimates:1:summary"] == "v2"
+    assert not any(key.startswith("appointments:") for key in details)
+
+
+def test_an_older_copy_of_a_job_never_overwrites_a_newer_one(st: tuple[int, int]) -> None:
+    newer_estimate = _child(1, created=2, modified=6, summary="new")
+    older_estimate = {**newer_estimate, "modifiedOn": _iso(4), "summary": "old"}
+    merge(*st, [_job_opp(_job(5, "Completed"), estimates=[newer_estimate])])
+    lower_everywhere = _job_opp(_job(3, "Scheduled"), estimates=[older_estimate])
+    older_estimate_only = _job_opp(_job(5, "Completed"), estimates=[older_estimate])
+    for stale in (lower_everywhere, older_estimate_only):
+        counts = merge(*st, [stale])
+        assert counts.updated == 0
+        assert _stored_job()[:2] == (ts(6), "Completed")
+        assert _stored_job()[2]["estimates:1:summary"] == "new"
+
+
+def test_deleting_the_newest_appointment_of_a_sales_opportunity_removes_it(
+    st: tuple[int, int],
+) -> None:
+    def sf(day: int) -> str:
+        return f"2026-11-{day:02d}T12:00:00.000+0000"
+
+    sales_opp = {"Id": "a0O1", "CreatedDate": sf(1), "LastModifiedDate": sf(2)}
+    kept = {"Id": "a0A1", "CreatedDate": sf(2), "LastModifiedDate": sf(3), "IsDeleted": False}
+    newest = {"Id": "a0A2", "CreatedDate": sf(4), "LastModifiedDate": sf(5), "IsDeleted": False}
+    merge(*st, [map_sales_opportunity(sales_opp, None, None, [kept, newest])])
+    deleted = {**newest, "IsDeleted": True, "SystemModstamp": sf(6)}
+    merge(*st, [map_sales_opportunity(sales_opp, None, None, [kept, deleted])])
+    updated, _, details = _stored_job()
+    assert updated == ts(3)
+    assert details["appointments:1:Id"] == "a0A1" and "appointments:2:Id" not in details
+
+
+def test_rows_stored_before_source_stamps_keep_the_external_updated_at_guard(
+    st: tuple[int, int],
+) -> None:
+    merge(*st, [opp("J1", status="Completed", updated=ts(5))])
+    with db.connect() as conn:
+        conn.execute("UPDATE opportunity SET source_stamps = NULL")
+        conn.commit()
+    assert merge(*st, [opp("J1", status="Scheduled", updated=ts(3))]).updated == 0
+    assert merge(*st, [opp("J1", status="Canceled", updated=ts(6))]).updated == 1
+    assert rows("SELECT status, source_stamps IS NOT NULL FROM opportunity") == [("Canceled", True)]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_a_deleted_estimate_leaves_its_job_on_the_next_sync() -> None:
+    """Flow level: ServiceTitan emulator over HTTP → sync flow → PostgreSQL."""
+    from flows.sync import sync_tenant
+    from sandbox.servicetitan import TenantSpec, run_emulator
+
+    spec = TenantSpec(
+        tenant_id=301,
+        client_id="cid.301",
+        client_secret="cs1.301",
+        app_key="ak1.merge",
+        customers=4,
+        jobs=6,
+        memberships=0,
+        seed=3,
+    )
+    with run_emulator([spec], port=0) as emu:
+        make_integration(
+            make_tenant("deletes"),
+            credentials={
+                "client_id": "cid.301",
+                "client_secret": "cs1.301",
+                "app_key": "ak1.merge",
+                "tenant_id": "301",
+            },
+            settings={"opportunity_models": ["job"]},
+            base_url=emu.url,
+            auth_url=emu.url + "/connect/token",
+        )
+        asyncio.run(sync_tenant("deletes"))
+        job_id = int(sorted(rows("SELECT external_id FROM opportunity"))[0][0])
+
+        def composed() -> MappedOpportunity:
+            """What the job maps to from the CRM's live records (the expected opportunity)."""
+            (job,) = [j for j in emu.state.get_records(301, "jobs") if j["id"] == job_id]
+            children = [
+                [r for r in emu.state.get_records(301, resource) if r["jobId"] == job_id]
+                for resource in ("appointments", "estimates")
+            ]
+            return map_job(job, None, [], *children)
+
+        def stored() -> tuple[Any, ...]:
+            (row,) = rows(
+                "SELECT external_updated_at, details FROM opportunity WHERE external_id = %s",
+                str(job_id),
+            )
+            return row
+
+        emu.state.advance_clock(3600)
+        estimate = emu.state.upsert_record(301, "estimates", {"jobId": job_id, "name": "Quote"})
+        asyncio.run(sync_tenant("deletes"))
+        assert stored()[1]["estimates:1:id"] == estimate["id"]
+        before = stored()[0]
+
+        emu.state.advance_clock(3600)
+        emu.state.upsert_record(301, "estimates", {"id": estimate["id"], "active": False})
+        asyncio.run(sync_tenant("deletes"))
+        updated, details = stored()
+        ids = [v for k, v in details.items() if k.startswith("estimates:") and k.endswith(":id")]
+        assert estimate["id"] not in ids
+        assert updated == composed().external_updated_at and updated < before

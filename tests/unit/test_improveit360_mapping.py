@@ -379,3 +379,31 @@ def test_cursor_holds_the_system_modstamp_the_id_and_the_run_it_was_read_in() ->
     assert decode_cursor(cursor) == (at(19, 8, 7), "a0OOp0000000001AAA", run.isoformat())
     with pytest.raises(ValueError):
         decode_cursor("eyJjb250aW51ZUZyb20iOjF9")
+
+
+def test_source_stamps_name_every_record_the_opportunity_is_composed_of_deleted_ones_included() -> (
+    None
+):
+    kept = _child("a0AOp0000000001AAA", sf(3), sf(3))
+    deleted = {
+        **_child("a0AOp0000000002AAA", sf(4), sf(5)),
+        "IsDeleted": True,
+        "SystemModstamp": sf(30),
+    }
+    project = _child("a0POp0000000001AAA", sf(2), sf(6))
+    activity = _child("a0XOp0000000001AAA", sf(2), sf(7), SystemModstamp=sf(8))
+    opp = mapped(
+        appointments=[kept, deleted],
+        projects=[project],
+        project_activities={project["Id"]: [activity]},
+    )
+    assert opp.source_stamps == {
+        "opportunities:a0OOp0000000001AAA": at(2),
+        "contacts:003Op0000000001AAA": at(1),
+        "accounts:001Op0000000001AAA": at(1),
+        "appointments:a0AOp0000000001AAA": at(3),
+        "appointments:a0AOp0000000002AAA": at(30),
+        "projects:a0POp0000000001AAA": at(6),
+        "project_activities:a0XOp0000000001AAA": at(8),
+    }
+    assert "project_activities:a0XOp0000000001AAA" not in mapped(projects=[project]).source_stamps

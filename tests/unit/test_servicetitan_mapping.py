@@ -649,3 +649,57 @@ def test_membership_with_an_unparseable_timestamp_is_rejected_naming_the_field(
     with pytest.raises(MappingError) as raised:
         map_membership(_membership(**{field: "never"}), None, [])
     assert str(raised.value) == f"membership 88: {field} is not a timestamp: 'never'"
+
+
+# --- deleted children and source stamps (the merge's stale-write guard) ---
+
+
+def test_deleted_appointments_and_estimates_are_left_out_of_details_and_external_updated_at() -> (
+    None
+):
+    kept = _estimate(1, "2024-03-02T00:00:00Z", "2024-03-06T00:00:00Z")
+    deleted = {**_estimate(2, "2024-03-03T00:00:00Z", "2024-03-09T00:00:00Z"), "active": False}
+    gone = {**_appointment(3, "2024-03-04T00:00:00Z", "2024-03-10T00:00:00Z"), "active": False}
+    opp = _map_job(appointments=[gone], estimates=[kept, deleted])
+    assert opp.details["estimates:1:id"] == 1 and "estimates:2:id" not in opp.details
+    assert not any(key.startswith("appointments:") for key in opp.details)
+    assert opp.external_updated_at == _ts("2024-03-06T00:00:00Z")
+
+
+def test_source_stamps_name_every_record_the_opportunity_is_composed_of_deleted_ones_included() -> (
+    None
+):
+    contacts = [
+        _contact(1, "Email", "jane@example.com", "2023-02-01T00:00:00Z"),
+        _contact(
+            2,
+            "Email",
+            "old@example.com",
+            "2023-01-01T00:00:00Z",
+            active=False,
+            modifiedOn="2024-04-01T00:00:00Z",
+        ),
+    ]
+    appointment = _appointment(3, "2024-03-04T00:00:00Z", "2024-03-07T00:00:00Z")
+    kept = _estimate(1, "2024-03-02T00:00:00Z", "2024-03-06T00:00:00Z")
+    deleted = {**_estimate(2, "2024-03-03T00:00:00Z", "2024-03-09T00:00:00Z"), "active": False}
+    job = _map_job(
+        customer=_customer(),
+        contacts=contacts,
+        appointments=[appointment],
+        estimates=[kept, deleted],
+    )
+    assert job.source_stamps == {
+        "jobs:17": _ts("2024-03-05T10:00:00Z"),
+        "customers:500": _ts("2023-06-01T00:00:00Z"),
+        "customer_contacts:1": _ts("2023-02-01T00:00:00Z"),
+        "customer_contacts:2": _ts("2024-04-01T00:00:00Z"),
+        "appointments:3": _ts("2024-03-07T00:00:00Z"),
+        "estimates:1": _ts("2024-03-06T00:00:00Z"),
+        "estimates:2": _ts("2024-03-09T00:00:00Z"),
+    }
+    membership = map_membership(_membership(), None, contacts[:1])
+    assert membership.source_stamps == {
+        "memberships:88": _ts("2024-02-10T08:00:00Z"),
+        "customer_contacts:1": _ts("2023-02-01T00:00:00Z"),
+    }
