@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
@@ -51,6 +51,24 @@ class TenantSyncError(RuntimeError):
 
 def _safe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+ROUND_TAG = "round:"
+
+
+def _round_of_this_run() -> str | None:
+    return next((t[len(ROUND_TAG) :] for t in flow_run.tags if t.startswith(ROUND_TAG)), None)
+
+
+def _round_run_name() -> str:
+    """``sync-round-2026-12-06T08:45`` for a round, ``sync-batch-t00001..t00050`` for a batch
+    a round sent to a worker (instead of Prefect's random names)."""
+    params = flow_run.parameters
+    tenants = params.get("tenants") or []
+    if params.get("round_id") and tenants:
+        return f"sync-batch-{tenants[0]}..{tenants[-1]}"
+    when = flow_run.scheduled_start_time or datetime.now(UTC)
+    return f"sync-round-{when.astimezone(UTC):%Y-%m-%dT%H:%M}"
 
 
 def _started_at() -> datetime:
@@ -91,21 +109,31 @@ async def sync_tenant(
             pattern=r"^[a-z0-9-]+$",
         ),
     ],
-    round_id: str | None = None,
-    lookback_days: int | None = None,
+    lookback_days: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=3650,
+            description="Days a stream without a stored cursor reads back; empty = 90, as on "
+            "first connect.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Pull every enabled, unpaused integration of one tenant into the hub, then push.
 
+    The round a run belongs to travels as its ``round:<id>`` tag (set by sync-all-tenants), not
+    as a parameter: an operator's Run form has nothing internal to fill in.
+
     Args:
         tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
-        round_id: Set by sync-all-tenants (its flow run id); leave empty when running by hand.
-        lookback_days: How far back a stream without a cursor reads (default: 90, seed 002).
+        lookback_days: Days a stream without a stored cursor reads back (empty: 90).
     """
     logger = get_run_logger()
     clock = time.perf_counter()
     started_at = _started_at()
+    flow_run_id = str(flow_run.id) if flow_run.id else None
     try:
-        run_id = await start_run(tenant_slug, str(flow_run.id) if flow_run.id else None, round_id)
+        run_id = await start_run(tenant_slug, flow_run_id, _round_of_this_run())
     except TenantBusyError as exc:
         logger.warning("%s", exc)
         return {"tenant": tenant_slug, "status": "skipped", "reason": str(exc)}
@@ -216,6 +244,7 @@ def _report(
 
 @flow(
     name="sync-all-tenants",
+    flow_run_name=_round_run_name,
     description="Dispatch sync-tenant for every tenant with an enabled integration (every 15 min).",
 )
 async def sync_all_tenants(
@@ -274,7 +303,8 @@ async def sync_all_tenants(
             async with gate:
                 if dispatch == "deployment":
                     return slug, await _run_tenant_deployment(slug, round_id, attempt)
-                state: State[Any] = await sync_tenant(slug, round_id, return_state=True)  # type: ignore[call-overload]
+                with tags(ROUND_TAG + round_id):
+                    state: State[Any] = await sync_tenant(slug, return_state=True)  # type: ignore[call-overload]
                 return slug, state
 
         results = await asyncio.gather(*(one(s) for s in todo))
@@ -287,13 +317,15 @@ async def sync_all_tenants(
     return Completed(message=message)
 
 
-async def _run_deployment(name: str, parameters: dict[str, Any], key: str) -> State[Any]:
+async def _run_deployment(
+    name: str, parameters: dict[str, Any], key: str, tags: list[str] | None = None
+) -> State[Any]:
     """Start a deployment run as a child of this flow run and wait for its final state; the
     idempotency key makes a re-sent request (API retry) start nothing twice."""
     from prefect.deployments import run_deployment
 
     child = await run_deployment(  # type: ignore[misc]
-        name, parameters=parameters, as_subflow=True, idempotency_key=key
+        name, parameters=parameters, as_subflow=True, idempotency_key=key, tags=tags
     )
     assert child.state is not None
     return child.state
@@ -302,8 +334,9 @@ async def _run_deployment(name: str, parameters: dict[str, Any], key: str) -> St
 async def _run_tenant_deployment(slug: str, round_id: str, attempt: int) -> State[Any]:
     return await _run_deployment(
         "sync-tenant/sync-tenant",
-        {"tenant_slug": slug, "round_id": round_id},
+        {"tenant_slug": slug},
         f"{round_id}:{slug}:{attempt}",
+        [ROUND_TAG + round_id],
     )
 
 
@@ -340,4 +373,4 @@ async def backfill(
         days: How many days back to read.
     """
     await reset_cursors(tenant_slug, integration)
-    return await sync_tenant(tenant_slug, None, days)
+    return await sync_tenant(tenant_slug, lookback_days=days)
