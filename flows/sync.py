@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
@@ -69,6 +71,25 @@ def _round_run_name() -> str:
         return f"sync-batch-{tenants[0]}..{tenants[-1]}"
     when = flow_run.scheduled_start_time or datetime.now(UTC)
     return f"sync-round-{when.astimezone(UTC):%Y-%m-%dT%H:%M}"
+
+
+_executor_sizes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _threads_for(tenants: int) -> None:
+    """Enough worker threads for ``tenants`` tenants at once. Every step runs in a thread
+    (``asyncio.to_thread``) and a tenant may fetch its next chunk while it merges, but asyncio's
+    default pool has ``cpu + 4`` threads (6 here): tenants allowed to run at once queued for
+    threads instead. The steps wait on HTTP and PostgreSQL, not on the CPU."""
+    loop = asyncio.get_running_loop()
+    wanted = 2 * tenants + 4
+    if wanted > _executor_sizes.get(loop, 0):
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=wanted, thread_name_prefix="crmsync-step")
+        )
+        _executor_sizes[loop] = wanted
 
 
 def _started_at() -> datetime:
@@ -297,6 +318,7 @@ async def sync_all_tenants(
             if slug not in synced
         ]
     else:
+        _threads_for(max_concurrency)
         gate = asyncio.Semaphore(max_concurrency)
 
         async def one(slug: str) -> tuple[str, State[Any]]:
