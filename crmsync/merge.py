@@ -10,8 +10,10 @@ Rules implemented here, each with a test named after it in ``tests/integration/t
   otherwise it is a new opportunity (seeds 000/001/002 "Opportunity Creation & Update").
 * It attaches to a matching contact, or a new contact is created. Matching, in order: the same
   integration's External Contact ID seen before, else the same phone, else the same email; an email
-  listed in the integration's ``placeholder_emails`` never matches (seed 002 "filter for
+  caught by the integration's ``placeholder_emails`` never matches (seed 002 "filter for
   placeholder emails ... will prevent contacts from merging") and is not stored on the contact.
+  The filter holds addresses or glob patterns (``noemail@*``, ``*@example.com``), compared without
+  case or whitespace by :func:`models.normalize.placeholder_matcher`, compiled once per batch.
 * Older data never overwrites newer, and a correct recomputation always applies. External Updated
   At cannot be the guard: it is computed over live children (seed 002: the most recent of
   ``modifiedOn``, ``appointments:1:modifiedOn``, ``estimates:1:modifiedOn``; improveit360 alike),
@@ -61,6 +63,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from models.normalize import placeholder_matcher
 from models.standard import MappedOpportunity, RejectedRecord
 
 _LOCK_NAMESPACE = 0x43524D53  # "CRMS": first key of the per-tenant advisory lock
@@ -327,8 +330,8 @@ def _merge_opportunities(
     tenant, integ = batch.tenant_id, batch.integration_id
     page = batch.opportunities
     keys = [(o.model, match_key(o, batch.match_on_created_at)) for o in page]
-    placeholders = batch.placeholder_emails
-    emails = [None if o.email is None or o.email in placeholders else o.email for o in page]
+    is_placeholder = placeholder_matcher(batch.placeholder_emails)
+    emails = [None if is_placeholder(o.email) else o.email for o in page]
 
     distinct_keys = list(dict.fromkeys(keys))
     cur.execute(

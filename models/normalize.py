@@ -12,7 +12,8 @@ Everything here is pure and cheap: mappings call these functions for every recor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -23,9 +24,11 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResu
 __all__ = [
     "flatten_details",
     "flatten_records",
+    "is_placeholder",
     "normalize_email",
     "normalize_phone",
     "parse_timestamp",
+    "placeholder_matcher",
     "sort_newest_first",
     "split_name",
 ]
@@ -47,6 +50,51 @@ def normalize_email(value: object) -> str | None:
     if not at or not local or not domain or "@" in domain:
         return None
     return email
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+@lru_cache(maxsize=256)
+def placeholder_matcher(patterns: frozenset[str]) -> Callable[[str | None], bool]:
+    """Compile a tenant's placeholder-email patterns into one predicate (cached per set, so a
+    batch or a page's mapping compiles them once).
+
+    Seed 002, "Configure a filter for placeholder emails": an email the filter catches never
+    matches or merges contacts. A pattern is an address or a glob: ``*`` stands for any run of
+    characters (``noemail@*``, ``*@example.com``), ``?`` for exactly one; everything else is
+    literal (``.``, ``[``). Patterns and emails are compared without case and without whitespace,
+    and a pattern must match the whole address.
+    """
+    exact: set[str] = set()
+    globs: list[str] = []
+    for pattern in patterns:
+        text = _squeeze(pattern)
+        if not text:
+            continue
+        if "*" in text or "?" in text:
+            globs.append(
+                "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in text)
+            )
+        else:
+            exact.add(text)
+    regex = re.compile("|".join(f"(?:{g})" for g in globs), re.DOTALL) if globs else None
+
+    def matches(email: str | None) -> bool:
+        if not email:
+            return False
+        text = _squeeze(email)
+        return bool(text) and (
+            text in exact or (regex is not None and regex.fullmatch(text) is not None)
+        )
+
+    return matches
+
+
+def is_placeholder(email: str | None, patterns: Iterable[str]) -> bool:
+    """Whether ``email`` is a placeholder per ``patterns`` (see :func:`placeholder_matcher`)."""
+    return placeholder_matcher(frozenset(patterns))(email)
 
 
 @lru_cache(maxsize=65_536)

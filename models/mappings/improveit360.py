@@ -51,6 +51,7 @@ from typing import Any
 
 from models.normalize import (
     flatten_details,
+    is_placeholder,
     normalize_email,
     normalize_phone,
     parse_timestamp,
@@ -108,7 +109,8 @@ def map_sales_opportunity(
 
     ``project_activities`` maps a Project ``Id`` to its activities; None when activities do not
     sync (no ``projects:#:activities`` details and they do not move External Updated At).
-    ``placeholder_emails`` holds the tenant's placeholder addresses, normalized.
+    ``placeholder_emails`` holds the tenant's placeholder addresses or glob patterns
+    (:func:`models.normalize.placeholder_matcher`).
 
     Raises MappingError naming the field when the opportunity has no ``Id`` or a timestamp that
     feeds a standard field is not a timestamp.
@@ -158,7 +160,7 @@ def map_sales_opportunity(
     contact_id = opportunity.get(paths.opportunity_contact)
     first_name, last_name = _names(contact, account, paths)
     email = normalize_email(contact.get(paths.contact_email)) if contact is not None else None
-    if email is not None and email in placeholder_emails:
+    if is_placeholder(email, placeholder_emails):
         details[PLACEHOLDER_EMAIL_DETAIL] = True
     status = opportunity.get(paths.opportunity_status)
     return MappedOpportunity(

@@ -21,6 +21,7 @@ from typing import Any
 from models.normalize import (
     flatten_details,
     flatten_records,
+    is_placeholder,
     normalize_email,
     normalize_phone,
     parse_timestamp,
@@ -31,7 +32,7 @@ from models.standard import MappedOpportunity, MappingError
 
 __all__ = ["PLACEHOLDER_EMAIL_DETAIL", "map_job", "map_membership"]
 
-#: Details key set to True when the opportunity's email is one of the tenant's placeholder
+#: Details key set to True when the opportunity's email is caught by the tenant's placeholder
 #: emails (seed 002, "Configure a filter for placeholder emails"). The email itself is kept; the
 #: merge layer decides matching, and the flag records what the tenant's filter said at sync time.
 PLACEHOLDER_EMAIL_DETAIL = "hub:placeholder_email"
@@ -68,8 +69,8 @@ def map_job(
     ``source_stamps`` (their ``modifiedOn`` is the deletion's), which is what lets the merge tell
     this recomputation from older data.
 
-    ``placeholder_emails`` holds the tenant's placeholder addresses in
-    :func:`models.normalize.normalize_email` form (trimmed, lower-case).
+    ``placeholder_emails`` holds the tenant's placeholder addresses or glob patterns
+    (``noemail@*``; :func:`models.normalize.placeholder_matcher`).
 
     Raises MappingError naming the field when the job has no ``id`` or a timestamp that feeds a
     standard field is not a timestamp.
@@ -167,7 +168,7 @@ def _map(
         live = sort_newest_first(live)
         flatten_records("customer:contacts", live, details)
         email, phone = _email_and_phone(live)
-        if email is not None and email in placeholder_emails:
+        if is_placeholder(email, placeholder_emails):
             details[PLACEHOLDER_EMAIL_DETAIL] = True
 
     status = record.get(status_field)

@@ -573,3 +573,24 @@ def test_a_deleted_estimate_leaves_its_job_on_the_next_sync() -> None:
         ids = [v for k, v in details.items() if k.startswith("estimates:") and k.endswith(":id")]
         assert estimate["id"] not in ids
         assert updated == composed().external_updated_at and updated < before
+
+
+# -- placeholder emails as patterns -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("same_page", [True, False], ids=["same-page", "separate-pages"])
+def test_placeholder_email_pattern_never_merges_two_people(
+    st: tuple[int, int], same_page: bool
+) -> None:
+    patterns = frozenset({"noemail@*", "*@example.com"})
+    people = [  # as mappings hand them over (trimmed, lower-cased), and raw
+        opp("J1", contact="C1", email="noemail@acme.com", first="Ann"),
+        opp("J2", contact="C2", email="noemail@acme.com", first="Bob"),
+        opp("J3", contact="C3", email="NoEmail@Acme.com ", first="Cid"),
+        opp("J4", contact="C4", email="office@example.com", first="Dee"),
+        opp("J5", contact="C5", email="office@example.com", first="Eve"),
+    ]
+    for page in [people] if same_page else [[p] for p in people]:
+        merge(*st, page, placeholders=patterns)
+    assert rows("SELECT count(*), count(email) FROM contact") == [(5, 0)]
+    assert rows("SELECT count(DISTINCT contact_id) FROM opportunity") == [(5,)]

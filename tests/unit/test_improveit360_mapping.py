@@ -407,3 +407,10 @@ def test_source_stamps_name_every_record_the_opportunity_is_composed_of_deleted_
         "project_activities:a0XOp0000000001AAA": at(8),
     }
     assert "project_activities:a0XOp0000000001AAA" not in mapped(projects=[project]).source_stamps
+
+
+def test_placeholder_email_patterns_flag_the_email_in_details() -> None:
+    patterns = frozenset({"*@none.com"})
+    flagged = mapped(contact=_contact(Email=" Nobody@NONE.com"), placeholder_emails=patterns)
+    assert flagged.details[PLACEHOLDER_EMAIL_DETAIL] is True
+    assert PLACEHOLDER_EMAIL_DETAIL not in mapped(placeholder_emails=patterns).details

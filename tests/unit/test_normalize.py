@@ -13,9 +13,11 @@ import pytest
 from models.normalize import (
     _e164,
     flatten_details,
+    is_placeholder,
     normalize_email,
     normalize_phone,
     parse_timestamp,
+    placeholder_matcher,
     sort_newest_first,
     split_name,
 )
@@ -349,3 +351,65 @@ def test_sorting_newest_first_returns_a_new_list() -> None:
     result = sort_newest_first(items)
     assert result == items
     assert result is not items
+
+
+# --- placeholder emails ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("email", "patterns"),
+    [
+        pytest.param("noemail@acme.com", ["noemail@acme.com"], id="exact-address"),
+        pytest.param(" NoEmail@Acme.com ", ["noemail@acme.com"], id="email-case-and-spaces"),
+        pytest.param("noemail@acme.com", ["  NoEmail@ACME.com\t"], id="pattern-case-and-spaces"),
+        pytest.param("NoEmail@Anything.Example", ["noemail@*"], id="any-domain"),
+        pytest.param("office@example.com", ["*@example.com"], id="any-local-part"),
+        pytest.param("None@None.com", ["none@none.com"], id="none-at-none"),
+        pytest.param("no1@acme.com", ["no?@acme.com"], id="question-mark-one-character"),
+        pytest.param("a@b.com", ["x@y.com", "*@B.COM"], id="any-of-several"),
+    ],
+)
+def test_placeholder_patterns_match_addresses_and_globs_case_and_whitespace_insensitively(
+    email: str, patterns: list[str]
+) -> None:
+    assert is_placeholder(email, patterns)
+
+
+@pytest.mark.parametrize(
+    ("email", "patterns"),
+    [
+        pytest.param("jane@acme.com", ["noemail@*"], id="other-local-part"),
+        pytest.param("xnoemail@acme.com", ["noemail@*"], id="anchored-at-the-start"),
+        pytest.param("noemail@acme.com.evil", ["*@acme.com"], id="anchored-at-the-end"),
+        pytest.param("office@notexample.com", ["*@example.com"], id="whole-domain"),
+        pytest.param("none@nonexcom", ["none@none.com"], id="dot-is-literal"),
+        pytest.param("no12@acme.com", ["no?@acme.com"], id="question-mark-only-one"),
+        pytest.param("a@[b].com", ["a@b.com"], id="brackets-are-literal"),
+    ],
+)
+def test_placeholder_patterns_never_match_a_real_address(email: str, patterns: list[str]) -> None:
+    assert not is_placeholder(email, patterns)
+
+
+def test_no_email_or_no_patterns_is_never_a_placeholder() -> None:
+    assert not is_placeholder(None, ["*"])
+    assert not is_placeholder("", ["*@*"])
+    assert not is_placeholder("a@b.com", [])
+    assert not is_placeholder("a@b.com", ["", "   "])
+
+
+def test_placeholder_patterns_are_compiled_once_per_set() -> None:
+    patterns = frozenset({"noemail@*", "*@example.com"})
+    matcher = placeholder_matcher(patterns)
+    assert placeholder_matcher(frozenset(patterns)) is matcher
+    assert matcher("NoEmail@x.com") and not matcher("jane@x.com")
+
+
+@pytest.mark.parametrize("provider", ["servicetitan", "leadperfection", "improveit360"])
+def test_every_provider_keeps_placeholder_patterns_trimmed_and_lower_cased(provider: str) -> None:
+    from crmsync.providers import get_provider
+
+    settings: Any = get_provider(provider).settings_model(
+        placeholder_emails=[" NoEmail@* ", "*@Example.com", "none@none.com", "NONE@none.com"]
+    )
+    assert settings.placeholder_emails == ["*@example.com", "noemail@*", "none@none.com"]

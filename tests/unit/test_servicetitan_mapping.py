@@ -703,3 +703,13 @@ def test_source_stamps_name_every_record_the_opportunity_is_composed_of_deleted_
         "memberships:88": _ts("2024-02-10T08:00:00Z"),
         "customer_contacts:1": _ts("2023-02-01T00:00:00Z"),
     }
+
+
+def test_placeholder_email_patterns_flag_the_email_in_details() -> None:
+    contacts = [_contact(1, "Email", " NoEmail@Somewhere.Example ", "2023-01-01T00:00:00Z")]
+    for opportunity in _both_models(_customer(), contacts, frozenset({"noemail@*"})):
+        assert opportunity.email == "noemail@somewhere.example"
+        assert opportunity.details[PLACEHOLDER_EMAIL_DETAIL] is True
+    real = [_contact(1, "Email", "jane@example.com", "2023-01-01T00:00:00Z")]
+    for opportunity in _both_models(_customer(), real, frozenset({"noemail@*"})):
+        assert PLACEHOLDER_EMAIL_DETAIL not in opportunity.details
