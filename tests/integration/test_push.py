@@ -99,8 +99,8 @@ def activity(tenant: int, contact: int, kind: str = "outbound_campaign_message",
     if kind == "campaign_event":
         defaults = {"campaign_event": "launched", "campaign_name": "Spring Tune-up"}
     return push.record_activity(
-        push.ActivityIn(tenant_id=tenant, contact_id=contact, kind=kind, **{**defaults, **kw})
-    )  # type: ignore[arg-type]
+        push.ActivityIn(tenant_id=tenant, contact_id=contact, kind=kind, **{**defaults, **kw})  # type: ignore[arg-type]
+    )
 
 
 def run(tenant: int, policy: PushPolicy = NOW_POLICY, **kw: Any) -> push.PushCounts:
@@ -298,3 +298,67 @@ def test_activity_shape_is_validated_before_it_reaches_the_outbox() -> None:
         push.ActivityIn(tenant_id=1, contact_id=1, kind="inbound_message")
     with pytest.raises(ValueError, match="campaign_event needs"):
         push.ActivityIn(tenant_id=1, contact_id=1, kind="campaign_event", channel="sms")
+
+
+# -- seed 003: "wait a few minutes and then try again ... after three failed attempts" ----------
+# The production policy (no zero delay) with the clock passed to deliver(): nothing sleeps.
+
+RETRY_POLICY = PushPolicy(defer_seconds=0, orphan_after_seconds=86_400)
+
+
+def failing_push(emulator: Any, index: int) -> tuple[int, datetime]:
+    """A tenant with one campaign message whose note the CRM keeps refusing (503); the first
+    attempt is made at the returned time."""
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    activity(tenant, synced_contact(tenant, integ, job_of(emulator, 201, index)))
+    emulator.state.arm_fault("status", route="*/notes", times=None, status=503)
+    push.plan(tenant)  # the row is due from the time it is planned (the database's clock)
+    start = datetime.now(UTC)
+    assert run(tenant, RETRY_POLICY, now=start).failed == 1
+    return tenant, start
+
+
+def next_attempt_at(tenant: int) -> datetime:
+    with db.connect() as conn:
+        (at,) = conn.execute(
+            "SELECT next_attempt_at FROM push_ledger WHERE tenant_id = %s", (tenant,)
+        ).fetchone()  # type: ignore[misc]
+    return at  # type: ignore[no-any-return]
+
+
+def test_retry_delay_is_a_few_minutes() -> None:
+    assert 60 <= RETRY_POLICY.retry_delay_seconds <= 15 * 60
+
+
+def test_a_push_run_right_after_a_failure_does_not_retry_the_row(emulator: Any) -> None:
+    tenant, start = failing_push(emulator, 0)
+    delay = timedelta(seconds=RETRY_POLICY.retry_delay_seconds)
+    assert next_attempt_at(tenant) == start + delay
+    for later in (timedelta(0), timedelta(seconds=1), delay - timedelta(seconds=1)):
+        counts = run(tenant, RETRY_POLICY, now=start + later)
+        assert (counts.failed, counts.delivered, counts.not_integrated) == (0, 0, 0)
+        assert ledger(tenant) == [("job_note", "failed", 1)]
+
+
+def test_the_attempt_after_the_retry_delay_retries_the_row(emulator: Any) -> None:
+    tenant, start = failing_push(emulator, 1)
+    delay = timedelta(seconds=RETRY_POLICY.retry_delay_seconds)
+    emulator.state.clear_faults()
+    assert run(tenant, RETRY_POLICY, now=start + delay).delivered == 1
+    assert ledger(tenant) == [("job_note", "delivered", 2)]
+    assert len(emulator.state.get_notes(201, "job", job_of(emulator, 201, 1)["id"])) == 1
+
+
+def test_three_failed_attempts_a_few_minutes_apart_make_the_row_not_integrated(
+    emulator: Any,
+) -> None:
+    tenant, start = failing_push(emulator, 2)
+    delay = timedelta(seconds=RETRY_POLICY.retry_delay_seconds)
+    assert run(tenant, RETRY_POLICY, now=start + delay).failed == 1
+    assert ledger(tenant) == [("job_note", "failed", 2)]
+    assert run(tenant, RETRY_POLICY, now=start + delay + delay / 2).failed == 0  # not yet
+    assert run(tenant, RETRY_POLICY, now=start + 2 * delay).not_integrated == 1
+    assert ledger(tenant) == [("job_note", "not_integrated", 3)]
+    emulator.state.clear_faults()
+    assert run(tenant, RETRY_POLICY, now=start + 100 * delay).delivered == 0
+    assert ledger(tenant) == [("job_note", "not_integrated", 3)]
