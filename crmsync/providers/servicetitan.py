@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import defaultdict
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -29,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.errors import ConnectorError
 from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials, first_sync_from
-from crmsync.merge import MergeBatch, MirrorRow
+from crmsync import compose
+from crmsync.compose import Record
+from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
     FetchedPage,
     IntegrationContext,
@@ -42,7 +43,7 @@ from crmsync.ratelimit import shared_budget
 from crmsync.settings import get_settings
 from models.mappings.servicetitan import map_job, map_membership
 from models.normalize import normalize_email, parse_timestamp
-from models.standard import MappedOpportunity, MappingError, RejectedRecord
+from models.standard import MappedOpportunity, RejectedRecord
 
 NoteTarget = Literal["none", "job", "customer", "location"]
 OpportunityModel = Literal["job", "membership"]
@@ -113,7 +114,6 @@ def _note_id(target: str, parent: str, note: dict[str, Any]) -> str:
     return f"{target}:{parent}:{note.get('createdOn', '')}"
 
 
-_RELATED = ("customers", "customer_contacts", "appointments", "estimates")
 _clients: dict[tuple[int, str], ServiceTitanClient] = {}
 _clients_lock = threading.Lock()
 
@@ -155,11 +155,6 @@ def _client(ctx: IntegrationContext) -> ServiceTitanClient:
             )
             _clients[key] = client
         return client
-
-
-def _ref(value: Any) -> str | None:
-    """A record id as text; NUL is dropped because PostgreSQL text cannot hold it."""
-    return None if value is None else str(value).replace("\x00", "")
 
 
 class ServiceTitanProvider:
@@ -290,11 +285,10 @@ class ServiceTitanProvider:
         overlay: Overlay | None = None,
     ) -> MergeBatch:
         settings = self._settings(ctx)
-        stream = page.stream
         batch = MergeBatch(
             tenant_id=ctx.tenant_id,
             integration_id=ctx.id,
-            stream=stream,
+            stream=page.stream,
             placeholder_emails=frozenset(settings.placeholder_emails),
             cursor=page.next_cursor,
             set_cursor=True,
@@ -302,193 +296,84 @@ class ServiceTitanProvider:
         )
         for raw, reason in page.invalid:
             payload = raw if isinstance(raw, dict) else {"value": raw}
-            batch.rejects.append(RejectedRecord(stream, None, reason, payload))
-        overlay = overlay if overlay is not None else defaultdict(dict)
-        changed: dict[str, dict[str, Any]] = {}
-        for rec in page.records:
-            row = _mirror_row(stream, rec, batch.rejects)
-            if row is not None:
-                batch.mirror.append(row)
-                changed[row.external_id] = rec
-        overlay.setdefault(stream, {}).update(changed)
-
-        jobs: dict[str, dict[str, Any]] = {}
-        memberships: dict[str, dict[str, Any]] = {}
-        models = settings.opportunity_models
-        if stream == "jobs":
-            jobs = changed
-        elif stream == "memberships":
-            memberships = changed
-        elif stream in _RELATED and changed:
-            jobs, memberships = _dependants(conn, ctx, stream, list(changed.values()))
-            if "job" not in models:
-                jobs = {}
-            if "membership" not in models:
-                memberships = {}
-        if jobs or memberships:
-            batch.opportunities = _compose(conn, ctx, settings, jobs, memberships, overlay, batch)
+            batch.rejects.append(RejectedRecord(page.stream, None, reason, payload))
+        compose.map_page(
+            record_graph(settings),
+            conn,
+            batch,
+            page.records,
+            overlay if overlay is not None else {},
+        )
         return batch
 
 
-def _mirror_row(
-    stream: str, rec: dict[str, Any], rejects: list[RejectedRecord]
-) -> MirrorRow | None:
-    ext = _ref(rec["id"]) or ""
-    try:
-        modified = parse_timestamp(rec.get("modifiedOn"))
-    except ValueError:
-        rejects.append(
-            RejectedRecord(
-                stream,
-                ext,
-                f"{stream} {ext}: modifiedOn is not a timestamp: "
-                f"{str(rec.get('modifiedOn'))[:40]!r}",
-                rec,
-            )
-        )
-        return None
-    customer_ref = ext if stream == "customers" else _ref(rec.get("customerId"))
-    parent = _ref(rec.get("jobId")) if stream in ("appointments", "estimates") else None
-    return MirrorRow(stream, ext, rec, modified, customer_ref, parent)
+# -- the record graph (seed 002 "Selecting Object Resources") ------------------------------------
 
 
-def _dependants(
-    conn: psycopg.Connection[Any], ctx: IntegrationContext, stream: str, recs: list[dict[str, Any]]
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Mirrored jobs and memberships that embed the changed related records."""
-    if stream in ("appointments", "estimates"):
-        job_ids = sorted({_ref(r["jobId"]) or "" for r in recs if r.get("jobId") is not None})
-        sql = (
-            "SELECT resource, external_id, payload FROM crm_record WHERE tenant_id = %s "
-            "AND integration_id = %s AND resource = 'jobs' AND external_id = ANY(%s)"
-        )
-        params: tuple[Any, ...] = (ctx.tenant_id, ctx.id, job_ids)
-    else:
-        key = "id" if stream == "customers" else "customerId"
-        customer_ids = sorted({_ref(r[key]) or "" for r in recs if r.get(key) is not None})
-        sql = (
-            "SELECT resource, external_id, payload FROM crm_record WHERE tenant_id = %s "
-            "AND integration_id = %s AND resource IN ('jobs', 'memberships') "
-            "AND customer_ref = ANY(%s)"
-        )
-        params = (ctx.tenant_id, ctx.id, customer_ids)
-    jobs: dict[str, dict[str, Any]] = {}
-    memberships: dict[str, dict[str, Any]] = {}
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        for resource, ext, payload in cur:
-            (jobs if resource == "jobs" else memberships)[ext] = payload
-    return jobs, memberships
+def _ref(value: Any) -> str | None:
+    """A record id as text; NUL is dropped because PostgreSQL text cannot hold it."""
+    return None if value is None else str(value).replace("\x00", "")
 
 
-def _created_key(rec: dict[str, Any]) -> str:
-    return str(rec.get("createdOn") or "")
+def _id(rec: Record) -> str | None:
+    return _ref(rec.get("id"))
 
 
-def _compose(
-    conn: psycopg.Connection[Any],
-    ctx: IntegrationContext,
-    settings: ServiceTitanSettings,
-    jobs: dict[str, dict[str, Any]],
-    memberships: dict[str, dict[str, Any]],
-    overlay: dict[str, dict[str, dict[str, Any]]],
-    batch: MergeBatch,
-) -> list[MappedOpportunity]:
-    customer_ids = sorted(
-        {
-            ref
-            for r in (*jobs.values(), *memberships.values())
-            if (ref := _ref(r.get("customerId"))) is not None
-        }
-    )
-    job_ids = sorted(jobs)
-    wanted = [r for r in ("appointments", "estimates") if r in settings.job_resources]
-    customers: dict[str, dict[str, Any]] = {}
-    contacts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    children: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-        r: defaultdict(dict) for r in wanted
-    }
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            SELECT resource, external_id, customer_ref, parent_ref, payload FROM crm_record
-            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND resource = 'customers'
-              AND external_id = ANY(%(c)s)
-            UNION ALL
-            SELECT resource, external_id, customer_ref, parent_ref, payload FROM crm_record
-            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND resource = 'customer_contacts'
-              AND customer_ref = ANY(%(c)s)
-            UNION ALL
-            SELECT resource, external_id, customer_ref, parent_ref, payload FROM crm_record
-            WHERE tenant_id = %(t)s AND integration_id = %(i)s AND resource = ANY(%(w)s)
-              AND parent_ref = ANY(%(j)s)
-            """,
-            {"t": ctx.tenant_id, "i": ctx.id, "c": customer_ids, "w": wanted, "j": job_ids},
-        )
-        for resource, ext, customer_ref, parent_ref, payload in cur:
-            _place(resource, ext, customer_ref, parent_ref, payload, customers, contacts, children)
-    for resource in ("customers", "customer_contacts", *wanted):
-        for ext, rec in overlay.get(resource, {}).items():
-            customer_ref = ext if resource == "customers" else _ref(rec.get("customerId"))
-            _place(
-                resource,
-                ext,
-                customer_ref,
-                _ref(rec.get("jobId")),
-                rec,
-                customers,
-                contacts,
-                children,
-            )
+def _customer(rec: Record) -> str | None:
+    return _ref(rec.get("customerId"))
 
+
+def _job(rec: Record) -> str | None:
+    return _ref(rec.get("jobId"))
+
+
+def _modified(rec: Record) -> datetime | None:
+    return parse_timestamp(rec.get("modifiedOn"))
+
+
+def _live(rec: Record) -> bool:
+    """Exports carry deleted records with ``active: false``."""
+    return rec.get("active", True) is not False
+
+
+RESOURCES: dict[str, compose.Resource] = {
+    "customers": compose.Resource("customers", _id, _modified, customer=_id),
+    "customer_contacts": compose.Resource("customer_contacts", _id, _modified, _customer),
+    "appointments": compose.Resource("appointments", _id, _modified, _customer, _job),
+    "estimates": compose.Resource("estimates", _id, _modified, _customer, _job),
+    "jobs": compose.Resource("jobs", _id, _modified, _customer),
+    "memberships": compose.Resource("memberships", _id, _modified, _customer),
+}
+_CUSTOMER = compose.Link("customer", "customers", key="id", on="customer", many=False)
+_CONTACTS = compose.Link("contacts", "customer_contacts", key="customer", on="customer", live=_live)
+
+
+def record_graph(settings: ServiceTitanSettings) -> compose.RecordGraph:
+    """A Job opportunity: the job, its customer and the customer's contacts, plus the optional
+    Job resources selected; a Membership opportunity: the membership, customer and contacts."""
     placeholders = frozenset(settings.placeholder_emails)
-    out: list[MappedOpportunity] = []
+    children = tuple(
+        compose.Link(r, r, key="parent", on="id", live=_live) for r in settings.job_resources
+    )
 
-    def live(items: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        return [r for r in items.values() if r.get("active", True) is not False]
+    def job(rec: Record, rel: compose.Related) -> MappedOpportunity:
+        return map_job(
+            rec,
+            rel["customer"],
+            rel["contacts"],
+            rel.get("appointments", []),
+            rel.get("estimates", []),
+            placeholder_emails=placeholders,
+        )
 
-    for model, records in (("jobs", jobs), ("memberships", memberships)):
-        for ext, rec in records.items():
-            cust_id = _ref(rec.get("customerId"))
-            customer = customers.get(cust_id) if cust_id else None
-            cust_contacts = live(contacts.get(cust_id, {})) if cust_id else []
-            try:
-                if model == "jobs":
-                    opp = map_job(
-                        rec,
-                        customer,
-                        cust_contacts,
-                        live(children["appointments"].get(ext, {}))
-                        if "appointments" in children
-                        else [],
-                        live(children["estimates"].get(ext, {})) if "estimates" in children else [],
-                        placeholder_emails=placeholders,
-                    )
-                else:
-                    opp = map_membership(
-                        rec, customer, cust_contacts, placeholder_emails=placeholders
-                    )
-            except MappingError as exc:
-                batch.rejects.append(RejectedRecord(batch.stream, ext, str(exc), rec))
-                continue
-            out.append(opp)
-    return out
+    def membership(rec: Record, rel: compose.Related) -> MappedOpportunity:
+        return map_membership(
+            rec, rel["customer"], rel["contacts"], placeholder_emails=placeholders
+        )
 
-
-def _place(
-    resource: str,
-    ext: str,
-    customer_ref: str | None,
-    parent_ref: str | None,
-    payload: dict[str, Any],
-    customers: dict[str, dict[str, Any]],
-    contacts: dict[str, dict[str, dict[str, Any]]],
-    children: dict[str, dict[str, dict[str, dict[str, Any]]]],
-) -> None:
-    if resource == "customers":
-        customers[ext] = payload
-    elif resource == "customer_contacts":
-        if customer_ref:
-            contacts[customer_ref][ext] = payload
-    elif resource in children and parent_ref:
-        children[resource][parent_ref][ext] = payload
+    roots: list[compose.Root] = []
+    if "job" in settings.opportunity_models:
+        roots.append(compose.Root("jobs", (_CUSTOMER, _CONTACTS, *children), job))
+    if "membership" in settings.opportunity_models:
+        roots.append(compose.Root("memberships", (_CUSTOMER, _CONTACTS), membership))
+    return compose.RecordGraph(RESOURCES, tuple(roots))
