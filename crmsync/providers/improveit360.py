@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -74,7 +74,9 @@ from connectors.salesforce import (
     soql_identifier,
     soql_quote,
 )
-from crmsync.merge import MergeBatch, MirrorRow
+from crmsync import compose
+from crmsync.compose import Record
+from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
     FetchedPage,
     IntegrationContext,
@@ -86,7 +88,7 @@ from crmsync.providers.base import (
 from crmsync.settings import get_settings
 from models.mappings.improveit360 import FieldPaths, map_sales_opportunity
 from models.normalize import normalize_email, parse_timestamp
-from models.standard import MappedOpportunity, MappingError, RejectedRecord
+from models.standard import MappedOpportunity, RejectedRecord
 
 PROVIDER = "improveit360"
 PushLocation = Literal["contact_note", "opportunity_task"]
@@ -527,20 +529,13 @@ class Improveit360Provider:
             batch.rejects.append(
                 RejectedRecord(stream, ext if isinstance(ext, str) else None, reason, payload)
             )
-        overlay = overlay if overlay is not None else defaultdict(dict)
-        changed: dict[str, dict[str, Any]] = {}
-        for rec in page.records:
-            batch.mirror.append(_mirror_row(settings, stream, rec))
-            changed[rec["Id"]] = rec
-        overlay.setdefault(stream, {}).update(changed)
-        if stream == OPPORTUNITIES:
-            opportunities = changed
-        elif changed:
-            opportunities = _dependants(conn, ctx, settings, stream, changed)
-        else:
-            opportunities = {}
-        if opportunities:
-            batch.opportunities = _compose(conn, ctx, settings, opportunities, overlay, batch)
+        compose.map_page(
+            record_graph(ctx, settings),
+            conn,
+            batch,
+            page.records,
+            overlay if overlay is not None else {},
+        )
         return batch
 
     # -- push (crmsync.push; seed 000 "Hatch → improveit360", issue 4) -------------------------
@@ -737,196 +732,86 @@ def _ref(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _mirror_row(settings: Improveit360Settings, stream: str, rec: dict[str, Any]) -> MirrorRow:
-    """``customer_ref`` is the Contact behind a record, ``parent_ref`` the record it belongs to
-    (an opportunity's Account, an appointment's or project's Sales Opportunity, an activity's
-    Project): the keys the re-composition looks records up by."""
+def _modified(rec: Record) -> datetime | None:
+    return parse_timestamp(rec.get("SystemModstamp"))
+
+
+def _field(name: str) -> Callable[[Record], str | None]:
+    return lambda rec: _ref(rec.get(name))
+
+
+def _id(rec: Record) -> str | None:
+    return _ref(rec.get("Id"))
+
+
+def record_graph(ctx: IntegrationContext, settings: Improveit360Settings) -> compose.RecordGraph:
+    """A Sales Opportunity with its Contact (``customer``) and Account (``parent``), its Sales
+    Appointments and Projects, and with ``sync_project_activities`` the Projects' Activities.
+    The lookup fields are the org's own (``standard_fields``); a Contact or Account the mirror
+    lacks is read by Id (seed 000: an opportunity may name a person synced long ago)."""
     f = settings.standard_fields
-    customer_ref = parent_ref = None
-    if stream == "contacts":
-        customer_ref = rec["Id"]
-    elif stream == OPPORTUNITIES:
-        customer_ref = _ref(rec.get(f.opportunity_contact))
-        parent_ref = _ref(rec.get(f.opportunity_account))
-    elif stream == "appointments":
-        parent_ref = _ref(rec.get(f.appointment_opportunity))
-    elif stream == "projects":
-        parent_ref = _ref(rec.get(f.project_opportunity))
-    elif stream == "project_activities":
-        parent_ref = _ref(rec.get(f.activity_project))
-    return MirrorRow(
-        stream,
-        rec["Id"],
-        rec,
-        parse_timestamp(rec.get("SystemModstamp")),
-        customer_ref,
-        parent_ref,
-    )
-
-
-_MIRROR_SELECT = (
-    "SELECT resource, external_id, parent_ref, payload FROM crm_record "
-    "WHERE tenant_id = %(t)s AND integration_id = %(i)s "
-)
-
-
-def _dependants(
-    conn: psycopg.Connection[Any],
-    ctx: IntegrationContext,
-    settings: Improveit360Settings,
-    stream: str,
-    changed: dict[str, dict[str, Any]],
-) -> dict[str, dict[str, Any]]:
-    """Mirrored Sales Opportunities that embed the changed related records."""
-    ids = sorted(changed)
-    params: dict[str, Any] = {"t": ctx.tenant_id, "i": ctx.id, "ids": ids}
-    if stream == "contacts":
-        where = "resource = 'opportunities' AND customer_ref = ANY(%(ids)s)"
-    elif stream == "accounts":
-        where = "resource = 'opportunities' AND parent_ref = ANY(%(ids)s)"
-    else:
-        f = settings.standard_fields
-        if stream == "project_activities":
-            project_ids = {_ref(r.get(f.activity_project)) for r in changed.values()}
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT parent_ref FROM crm_record WHERE tenant_id = %s AND "
-                    "integration_id = %s AND resource = 'projects' AND external_id = ANY(%s)",
-                    (ctx.tenant_id, ctx.id, sorted(p for p in project_ids if p)),
-                )
-                opp_ids = {row[0] for row in cur if row[0]}
-        else:
-            link = f.appointment_opportunity if stream == "appointments" else f.project_opportunity
-            opp_ids = {o for o in (_ref(r.get(link)) for r in changed.values()) if o}
-        params["ids"] = sorted(opp_ids)
-        where = "resource = 'opportunities' AND external_id = ANY(%(ids)s)"
-    with conn.cursor() as cur:
-        cur.execute(_MIRROR_SELECT + "AND " + where, params)
-        return {ext: payload for _, ext, _, payload in cur}
-
-
-def _compose(
-    conn: psycopg.Connection[Any],
-    ctx: IntegrationContext,
-    settings: Improveit360Settings,
-    opportunities: dict[str, dict[str, Any]],
-    overlay: dict[str, dict[str, dict[str, Any]]],
-    batch: MergeBatch,
-) -> list[MappedOpportunity]:
-    f = settings.standard_fields
-    contact_ids = sorted(
-        {c for c in (_ref(o.get(f.opportunity_contact)) for o in opportunities.values()) if c}
-    )
-    account_ids = sorted(
-        {a for a in (_ref(o.get(f.opportunity_account)) for o in opportunities.values()) if a}
-    )
-    opp_ids = sorted(opportunities)
-    contacts: dict[str, dict[str, Any]] = {}
-    accounts: dict[str, dict[str, Any]] = {}
-    children: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-        r: defaultdict(dict) for r in _CHILDREN
+    resources = {
+        "accounts": compose.Resource("accounts", _id, _modified, modified_field="SystemModstamp"),
+        "contacts": compose.Resource(
+            "contacts", _id, _modified, customer=_id, modified_field="SystemModstamp"
+        ),
+        OPPORTUNITIES: compose.Resource(
+            OPPORTUNITIES,
+            _id,
+            _modified,
+            _field(f.opportunity_contact),
+            _field(f.opportunity_account),
+            modified_field="SystemModstamp",
+        ),
+        "appointments": compose.Resource(
+            "appointments",
+            _id,
+            _modified,
+            parent=_field(f.appointment_opportunity),
+            modified_field="SystemModstamp",
+        ),
+        "projects": compose.Resource(
+            "projects",
+            _id,
+            _modified,
+            parent=_field(f.project_opportunity),
+            modified_field="SystemModstamp",
+        ),
+        "project_activities": compose.Resource(
+            "project_activities",
+            _id,
+            _modified,
+            parent=_field(f.activity_project),
+            modified_field="SystemModstamp",
+        ),
     }
-    with conn.cursor() as cur:
-        cur.execute(
-            f"""
-            {_MIRROR_SELECT} AND resource = 'contacts' AND external_id = ANY(%(c)s)
-            UNION ALL
-            {_MIRROR_SELECT} AND resource = 'accounts' AND external_id = ANY(%(a)s)
-            UNION ALL
-            {_MIRROR_SELECT} AND resource IN ('appointments', 'projects')
-              AND parent_ref = ANY(%(o)s)
-            """,
-            {"t": ctx.tenant_id, "i": ctx.id, "c": contact_ids, "a": account_ids, "o": opp_ids},
-        )
-        rows = cur.fetchall()
-    for resource, ext, parent, payload in rows:
-        _place(resource, ext, parent, payload, contacts, accounts, children)
-    link = {"appointments": f.appointment_opportunity, "projects": f.project_opportunity}
-    for resource in ("contacts", "accounts", "appointments", "projects"):
-        for ext, rec in overlay.get(resource, {}).items():
-            parent = _ref(rec.get(link[resource])) if resource in link else None
-            _place(resource, ext, parent, rec, contacts, accounts, children)
-
-    activities: dict[str, list[dict[str, Any]]] | None = None
+    links = [
+        compose.Link("contact", "contacts", "id", on="customer", many=False, fetch_missing=True),
+        compose.Link("account", "accounts", "id", on="parent", many=False, fetch_missing=True),
+        compose.Link("appointments", "appointments", "parent"),
+        compose.Link("projects", "projects", "parent"),
+    ]
     if settings.sync_project_activities:
-        project_ids = sorted({p for per_opp in children["projects"].values() for p in per_opp})
-        with conn.cursor() as cur:
-            cur.execute(
-                _MIRROR_SELECT + "AND resource = 'project_activities' AND parent_ref = ANY(%(p)s)",
-                {"t": ctx.tenant_id, "i": ctx.id, "p": project_ids},
-            )
-            for resource, ext, parent, payload in cur:
-                _place(resource, ext, parent, payload, contacts, accounts, children)
-        for ext, rec in overlay.get("project_activities", {}).items():
-            parent = _ref(rec.get(f.activity_project))
-            _place("project_activities", ext, parent, rec, contacts, accounts, children)
-        activities = {p: list(acts.values()) for p, acts in children["project_activities"].items()}
-
-    _fetch_missing(ctx, settings, "contacts", contact_ids, contacts, batch)
-    _fetch_missing(ctx, settings, "accounts", account_ids, accounts, batch)
-
-    placeholders = frozenset(settings.placeholder_emails)
+        links.append(compose.Link("activities", "project_activities", "parent", via="projects"))
     paths = f.paths()
-    out: list[MappedOpportunity] = []
-    for ext, rec in opportunities.items():
-        contact_id = _ref(rec.get(f.opportunity_contact))
-        account_id = _ref(rec.get(f.opportunity_account))
-        try:
-            out.append(
-                map_sales_opportunity(
-                    rec,
-                    contacts.get(contact_id) if contact_id else None,
-                    accounts.get(account_id) if account_id else None,
-                    list(children["appointments"].get(ext, {}).values()),
-                    list(children["projects"].get(ext, {}).values()),
-                    activities,
-                    paths=paths,
-                    placeholder_emails=placeholders,
-                )
-            )
-        except MappingError as exc:
-            batch.rejects.append(RejectedRecord(batch.stream, ext, str(exc), rec))
-    return out
+    placeholders = frozenset(settings.placeholder_emails)
 
+    def opportunity(rec: Record, rel: compose.Related) -> MappedOpportunity:
+        return map_sales_opportunity(
+            rec,
+            rel["contact"],
+            rel["account"],
+            rel["appointments"],
+            rel["projects"],
+            rel.get("activities"),
+            paths=paths,
+            placeholder_emails=placeholders,
+        )
 
-def _place(
-    resource: str,
-    ext: str,
-    parent: str | None,
-    payload: dict[str, Any],
-    contacts: dict[str, dict[str, Any]],
-    accounts: dict[str, dict[str, Any]],
-    children: dict[str, dict[str, dict[str, dict[str, Any]]]],
-) -> None:
-    if resource == "contacts":
-        contacts[ext] = payload
-    elif resource == "accounts":
-        accounts[ext] = payload
-    elif resource in children and parent:
-        children[resource][parent][ext] = payload
+    def fetch(resource: str, ids: list[str]) -> list[Record]:
+        sobject = _object_of(settings, resource)
+        return _client(ctx).query_by_ids(sobject, stream_fields(ctx, resource), ids)
 
-
-def _fetch_missing(
-    ctx: IntegrationContext,
-    settings: Improveit360Settings,
-    stream: str,
-    wanted: list[str],
-    found: dict[str, dict[str, Any]],
-    batch: MergeBatch,
-) -> None:
-    """Fetch by Id the contacts or accounts the mirror lacks, and mirror them with this page."""
-    missing = [i for i in wanted if i not in found]
-    if not missing:
-        return
-    fields = stream_fields(ctx, stream)
-    sobject = _object_of(settings, stream)
-    for rec in _client(ctx).query_by_ids(sobject, fields, missing):
-        ident = rec.get("Id")
-        if not isinstance(ident, str):
-            continue
-        try:
-            row = _mirror_row(settings, stream, rec)
-        except ValueError:
-            continue
-        found[ident] = rec
-        batch.mirror.append(row)
+    return compose.RecordGraph(
+        resources, (compose.Root(OPPORTUNITIES, tuple(links), opportunity),), fetch
+    )
