@@ -15,9 +15,10 @@ against independent emulators written from the vendor docs.
 From a shell: `python -m sandbox.servicetitan --help`. Not imported by production code.
 """
 
+from sandbox.kit import Fault
+
 from .app import create_app
 from .data import TenantSpec, generate_tenant
-from .faults import Fault
 from .server import RunningEmulator, run_emulator, start_emulator
 from .state import EmulatorState, Note, RequestRecord
 

@@ -1,14 +1,15 @@
 """The ServiceTitan API emulator as a Starlette app: wire behaviour of shared/reference/crm-apis.md
 §5.1, routes and shapes from the vendor OpenAPI documents in tests/fixtures/servicetitan-openapi/.
 
-Request path, outermost first (`EmulatorGate`):
+Request path, outermost first (the kit's `EmulatorMiddleware` with this module's hooks):
 
 1. log the request; armed "before" faults fire (latency, token revocation, a status, a dropped
    connection), as a gateway in front of the API would;
 2. API calls need a known app key (`ST-App-Key` header or `servicetitanapplicationkey` query),
    then pass the per-app-key token bucket (429 + `Retry-After`), then need a live token for that
    app (`Authorization`, with or without `Bearer `), then the token's tenant must be the path's;
-   gateway-level failures answer `{"statusCode", "message"}` like Azure API Management [I];
+   gateway-level failures answer `{"statusCode", "message"}` like Azure API Management [I]
+   (`_admit`);
 3. the route handler answers, with `ApiErrorResponse` for 400/404 as the vendor documents;
 4. armed "after" faults replace or delay the finished response (the write already happened).
 
@@ -17,15 +18,13 @@ Query parameter names are matched case-insensitively, as ASP.NET model binding d
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import logging
 import math
 import re
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,13 +35,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
+
+from sandbox.kit import EmulatorMiddleware, Fault, bearer_token, control_routes, drop_mid_body
 
 from .data import ESTIMATE_STATUSES, TIMESTAMP_FIELDS, TenantSpec, to_wire
-from .faults import TOKEN_PATH, Fault
-from .state import UNSET, EmulatorState
+from .state import TOKEN_PATH, EmulatorState, RequestRecord
 from .store import BEFORE_EVERYTHING, Record, order_key, split_key
-from .timefmt import format_ms, parse_timestamp
+from .timefmt import parse_timestamp
 
 Handler = Callable[[Request], Awaitable[Response]]
 View = Callable[[Record], Record]
@@ -598,7 +598,7 @@ async def token_endpoint(request: Request) -> Response:
     return json_response(
         {
             "access_token": token,
-            "expires_in": state.token_ttl_ms // 1000,
+            "expires_in": state.token_ttl_seconds,
             "token_type": "Bearer",
             "scope": _SCOPE,
         }
@@ -615,50 +615,6 @@ def _control_error(message: str, status: int = 400) -> Response:
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     return orjson.loads(raw) if raw.strip() else {}
-
-
-async def control_faults(request: Request) -> Response:
-    state: EmulatorState = request.app.state.emulator
-    if request.method == "GET":
-        return json_response([fault.as_dict() for fault in state.faults()])
-    if request.method == "DELETE":
-        state.clear_faults()
-        return json_response({"cleared": True})
-    try:
-        body = await _json_body(request)
-        fault = state.arm_fault(
-            body["kind"],
-            route=body.get("route", "*"),
-            times=body.get("times", UNSET),
-            rate=body.get("rate"),
-            status=body.get("status"),
-            retry_after=body.get("retry_after"),
-            latency_ms=body.get("latency_ms"),
-            phase=body.get("phase", "before"),
-        )
-    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
-        return _control_error(f"bad fault: {exc}")
-    return json_response(fault.as_dict())
-
-
-async def control_clock(request: Request) -> Response:
-    state: EmulatorState = request.app.state.emulator
-    if request.method == "POST":
-        try:
-            body = await _json_body(request)
-            state.advance_clock(float(body.get("advance_seconds", body.get("seconds", 0))))
-        except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
-            return _control_error(f"bad clock change: {exc}")
-    return json_response({"now": format_ms(state.now_ms())})
-
-
-async def control_requests(request: Request) -> Response:
-    state: EmulatorState = request.app.state.emulator
-    if request.method == "DELETE":
-        state.clear_requests()
-        return json_response({"cleared": True})
-    since = int(request.query_params.get("since", "0") or 0)
-    return json_response([entry.as_dict() for entry in state.requests if entry.seq > since])
 
 
 async def control_stats(request: Request) -> Response:
@@ -731,125 +687,55 @@ async def control_expire_tokens(request: Request) -> Response:
     return json_response({"expired": True})
 
 
-# -- gate ------------------------------------------------------------------------------------
+# -- gateway hooks (sandbox.kit.EmulatorMiddleware) --------------------------------------------
 
 
-@dataclass
-class _Buffered:
-    start: Message | None = None
-    body: list[bytes] = field(default_factory=list)
+def _on_request(state: EmulatorState, scope: Scope, body: bytes, entry: RequestRecord) -> None:
+    headers = Headers(scope=scope)
+    is_token_call = entry.path == TOKEN_PATH
+    entry.app_key = None if is_token_call else _app_key(headers, entry.query)
+    entry.body = _loggable_body(body, is_token_call)
+    match = _API_PATH.match(entry.path)
+    if match is not None and match.group(2).isdigit():
+        entry.tenant_id = int(match.group(2))
+    state.count_request(entry)
 
 
-class EmulatorGate:
-    """Logging, faults, app key, rate limit and token checks in front of every API route."""
-
-    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/__emulator"):
-            await self.app(scope, receive, send)
-            return
-        state = self.state
-        method: str = scope["method"]
-        path: str = scope["path"]
-        raw_query = scope.get("query_string", b"").decode("latin-1")
-        body = await _read_body(receive)
-        headers = Headers(scope=scope)
-        is_token_call = path == TOKEN_PATH
-        app_key = None if is_token_call else _app_key(headers, raw_query)
-        entry = state.record_request(
-            method, path, raw_query, app_key, _loggable_body(body, is_token_call)
-        )
-
-        async def logged_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state.finish_request(entry, message["status"])
-            await send(message)
-
-        replay = _replay(body)
-        plan = state.plan_faults(method, path)
-        if plan.latency_before_ms:
-            await asyncio.sleep(plan.latency_before_ms / 1000)
-        if plan.expire_tokens:
-            state.expire_all_tokens()
-        terminal = plan.terminal
-        if terminal is not None and terminal.phase == "before":
-            entry.fault = terminal.kind
-            if terminal.kind == "status":
-                await _fault_status(terminal)(scope, replay, logged_send)
-            else:
-                await _drop_connection(None, logged_send)
-            return
-        match = _API_PATH.match(path)
-        if match is not None:
-            entry.tenant_id = int(match.group(2)) if match.group(2).isdigit() else None
-            denial = self._authorize(headers, app_key, match.group(2))
-            if denial is not None:
-                await denial(scope, replay, logged_send)
-                return
-        if terminal is None and not plan.latency_after_ms:
-            await self.app(scope, replay, logged_send)
-            return
-        buffered = _Buffered()
-
-        async def buffer_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                buffered.start = message
-            elif message["type"] == "http.response.body":
-                buffered.body.append(message.get("body", b""))
-
-        await self.app(scope, replay, buffer_send)
-        if terminal is not None:
-            entry.fault = terminal.kind
-        delay_ms = plan.latency_after_ms
-        if terminal is not None and terminal.kind == "timeout_after_store":
-            delay_ms += terminal.latency_ms or 0
-        if delay_ms:
-            await asyncio.sleep(delay_ms / 1000)
-        if terminal is not None and terminal.kind == "status":
-            await _fault_status(terminal)(scope, replay, logged_send)
-        elif terminal is not None and terminal.kind == "drop_connection":
-            await _drop_connection(buffered, logged_send)
-        else:
-            await _send_buffered(buffered, logged_send)
-
-    def _authorize(self, headers: Headers, app_key: str | None, tenant: str) -> Response | None:
-        state = self.state
-        if not app_key:
-            return gateway_error(
-                401,
-                "Access denied due to missing subscription key. Make sure to include "
-                "subscription key when making requests to an API.",
-            )
-        if not state.is_app_key(app_key):
-            return gateway_error(
-                401,
-                "Access denied due to invalid subscription key. Make sure to provide a valid "
-                "key for an active subscription.",
-            )
-        wait = state.take_rate_token(app_key)
-        if wait is not None:
-            return rate_limited(max(1, math.ceil(wait)))
-        token = headers.get("authorization", "").strip()
-        if token.lower().startswith("bearer "):
-            token = token[7:].strip()
-        info = state.token_info(token) if token else None
-        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        if info is None:
-            return gateway_error(
-                401, "Unauthorized. Access token is missing or invalid.", challenge
-            )
-        if info.app_key != app_key:
-            return gateway_error(
-                401,
-                "Unauthorized. The access token was not issued for this application.",
-                challenge,
-            )
-        if not tenant.isdigit() or int(tenant) != info.tenant_id:
-            return gateway_error(403, f"The access token does not grant access to tenant {tenant}.")
+def _admit(state: EmulatorState, scope: Scope, entry: RequestRecord) -> Response | None:
+    """The gateway's checks on an API call, in the vendor's order; None lets the call through."""
+    match = _API_PATH.match(entry.path)
+    if match is None:
         return None
+    app_key, tenant = entry.app_key, match.group(2)
+    if not app_key:
+        return gateway_error(
+            401,
+            "Access denied due to missing subscription key. Make sure to include "
+            "subscription key when making requests to an API.",
+        )
+    if not state.is_app_key(app_key):
+        return gateway_error(
+            401,
+            "Access denied due to invalid subscription key. Make sure to provide a valid "
+            "key for an active subscription.",
+        )
+    wait = state.take_rate_token(app_key)
+    if wait is not None:
+        return rate_limited(max(1, math.ceil(wait)))
+    token = bearer_token(Headers(scope=scope).get("authorization"), bare=True)
+    info = state.token_info(token) if token else None
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    if info is None:
+        return gateway_error(401, "Unauthorized. Access token is missing or invalid.", challenge)
+    if info.app_key != app_key:
+        return gateway_error(
+            401,
+            "Unauthorized. The access token was not issued for this application.",
+            challenge,
+        )
+    if not tenant.isdigit() or int(tenant) != info.tenant_id:
+        return gateway_error(403, f"The access token does not grant access to tenant {tenant}.")
+    return None
 
 
 def _app_key(headers: Headers, raw_query: str) -> str | None:
@@ -860,33 +746,6 @@ def _app_key(headers: Headers, raw_query: str) -> str | None:
         if key.lower() == "servicetitanapplicationkey" and item.strip():
             return item.strip()
     return None
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        # The app asked again: the client has nothing more to say; park like a real server does.
-        await asyncio.Event().wait()
-        return {"type": "http.disconnect"}
-
-    return receive
 
 
 def _loggable_body(body: bytes, is_token_call: bool) -> Any:
@@ -902,48 +761,17 @@ def _loggable_body(body: bytes, is_token_call: bool) -> Any:
         return body.decode("utf-8", "replace")
 
 
-def _fault_status(fault: Fault) -> Response:
+def _fault_answer(fault: Fault, scope: Scope) -> Response:
     status = fault.status or 500
     if status == 429:
-        return rate_limited(fault.retry_after if fault.retry_after is not None else 1)
+        return rate_limited(int(fault.retry_after if fault.retry_after is not None else 1))
     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
     if status in (400, 404):
         return api_error(status, "Injected fault")
     return gateway_error(status, "Injected fault: the service is unavailable.", headers)
 
 
-async def _drop_connection(buffered: _Buffered | None, send: Send) -> None:
-    """Start a response and stop half-way: the server then closes the connection, so the client
-    sees an incomplete read, as when a load balancer or the network cuts a response."""
-    if buffered is not None and buffered.start is not None:
-        payload = b"".join(buffered.body)
-        start = buffered.start
-    else:
-        payload = b'{"page":1,"pageSize":50,"hasMore":true,"data":[{"id":1}]}'
-        start = {"type": "http.response.start", "status": 200, "headers": []}
-    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-    headers.append((b"content-length", str(len(payload) + 1024).encode()))
-    await send({"type": "http.response.start", "status": start["status"], "headers": headers})
-    await send(
-        {"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True}
-    )
-
-
-async def _send_buffered(buffered: _Buffered, send: Send) -> None:
-    if buffered.start is None:
-        return
-    await send(buffered.start)
-    await send({"type": "http.response.body", "body": b"".join(buffered.body), "more_body": False})
-
-
-class _IncompleteResponseFilter(logging.Filter):
-    """uvicorn reports the deliberate half-responses of `drop_connection` as errors."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "without completing response" not in record.getMessage()
-
-
-logging.getLogger("uvicorn.error").addFilter(_IncompleteResponseFilter())
+_DROPPED_PAGE = b'{"page":1,"pageSize":50,"hasMore":true,"data":[{"id":1}]}'
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -1111,11 +939,9 @@ def _api_routes() -> list[BaseRoute]:
     ]
 
 
-def _control_routes() -> list[BaseRoute]:
+def _control_routes(state: EmulatorState) -> list[BaseRoute]:
     return [
-        Route("/__emulator/faults", control_faults, methods=["GET", "POST", "DELETE"]),
-        Route("/__emulator/clock", control_clock, methods=["GET", "POST"]),
-        Route("/__emulator/requests", control_requests, methods=["GET", "DELETE"]),
+        *control_routes(state),
         Route("/__emulator/stats", control_stats, methods=["GET"]),
         Route("/__emulator/tenants", control_tenants, methods=["GET", "POST"]),
         Route(
@@ -1139,9 +965,21 @@ def create_app(state: EmulatorState) -> Starlette:
         routes=[
             Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
             *_api_routes(),
-            *_control_routes(),
+            *_control_routes(state),
         ],
-        middleware=[Middleware(EmulatorGate, state=state)],
+        middleware=[
+            Middleware(
+                EmulatorMiddleware,
+                core=state,
+                answer=_fault_answer,
+                expire=state.expire_all_tokens,
+                drop=drop_mid_body(_DROPPED_PAGE),
+                entry_type=RequestRecord,
+                on_request=lambda scope, body, entry: _on_request(state, scope, body, entry),
+                on_response=lambda scope, entry: state.count_answer(entry),
+                admit=lambda scope, entry: _admit(state, scope, entry),
+            )
+        ],
         exception_handlers={404: _not_found, 405: _not_found},
     )
     app.state.emulator = state

@@ -1,38 +1,27 @@
-"""Serving the emulator over real HTTP on loopback, in a background thread.
-
-Connectors are tested through their real HTTP stack (timeouts, broken connections, retries), so
-tests run the app under uvicorn rather than through an in-process transport.
-"""
+"""Serving the emulator over real HTTP on loopback, in a background thread (`sandbox.kit.serve`)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
+from sandbox.kit import ServedApp
 
 from .app import create_app
 from .data import TenantSpec
 from .state import EmulatorState
 
 
-@dataclass
-class RunningEmulator:
+class RunningEmulator(ServedApp):
     """A served emulator: `url` is the base for API calls and for `POST {url}/connect/token`."""
 
-    url: str
-    port: int
-    state: EmulatorState
-    server: uvicorn.Server
-    thread: threading.Thread
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout)
+    def __init__(self, state: EmulatorState, **options: Any) -> None:
+        self.state = state
+        state.fault_book.release.clear()  # a stopped server released it
+        super().__init__(
+            create_app(state), name="st-emulator", on_stop=state.release_held_requests, **options
+        )
 
 
 def start_emulator(
@@ -54,33 +43,9 @@ def start_emulator(
         state = EmulatorState(specs, **state_kwargs)
     elif state_kwargs or list(specs):
         raise ValueError("pass either a state or specs/state options, not both")
-    config = uvicorn.Config(
-        create_app(state),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        lifespan="off",
-        http="h11",
-        ws="none",
-        loop="asyncio",
-        timeout_graceful_shutdown=1,
+    return RunningEmulator(
+        state, host=host, port=port, startup_timeout=startup_timeout, log_level=log_level
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"st-emulator-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError(f"ServiceTitan emulator did not start on {host}:{port}")
-        time.sleep(0.01)
-    bound_port = port
-    for listener in server.servers:
-        for sock in listener.sockets:
-            bound_port = sock.getsockname()[1]
-            break
-    return RunningEmulator(f"http://{host}:{bound_port}", bound_port, state, server, thread)
 
 
 @contextmanager

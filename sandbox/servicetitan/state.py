@@ -1,5 +1,5 @@
-"""Everything the ServiceTitan emulator knows: tenants and their records, tokens, the clock,
-armed faults, the rate limiter, the request log and the notes written through the API.
+"""Everything the ServiceTitan emulator knows: tenants and their records, tokens, the rate
+limiter and the notes written through the API; clock, faults and request log come from the kit.
 
 One `EmulatorState` backs one app (`create_app`) and can be driven directly by tests in the same
 process (all methods take a lock, because uvicorn serves from another thread). The same controls
@@ -18,10 +18,20 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
+
+from sandbox.kit import (
+    Clock,
+    EmulatorCore,
+    FaultBook,
+    FaultPlan,
+    LoggedRequest,
+    RequestLog,
+    TokenStore,
+)
 
 from .data import (
     API_USER_ID,
@@ -33,12 +43,12 @@ from .data import (
     new_record_defaults,
     to_wire,
 )
-from .faults import Fault, FaultBook, FaultPlan
 from .store import ID_LIMIT, RecordStore
-from .timefmt import datetime_to_ms, format_ms, ms_to_datetime, parse_timestamp
+from .timefmt import datetime_to_ms, format_ms, parse_timestamp
 
 TOKEN_TTL_SECONDS = 900
 """ServiceTitan access tokens live 15 minutes (crm-apis.md §1.2)."""
+TOKEN_PATH = "/connect/token"
 
 NOTE_KINDS = ("job", "customer", "location")
 
@@ -53,18 +63,10 @@ _INDEXES: dict[str, tuple[str, ...]] = {
 }
 
 
-class _Unset:
-    """Marker for "argument not given" where None already means something."""
-
-
-UNSET = _Unset()
-
-
-@dataclass
+@dataclass(frozen=True)
 class TokenInfo:
     tenant_id: int
     app_key: str
-    expires_ms: int
 
 
 @dataclass
@@ -93,38 +95,13 @@ class Note:
 
 
 @dataclass
-class RequestRecord:
-    """One API request as received, for assertions on what a connector sent."""
+class RequestRecord(LoggedRequest):
+    """One request as received (`timestamp` in the API's format), for assertions."""
 
-    seq: int
-    method: str
-    path: str
-    query: str
-    app_key: str | None
-    timestamp: str
-    """Emulator clock when the request arrived."""
-    monotonic: float
-    """Real seconds since the state was created (rates are about real time)."""
-    status: int | None = None
+    app_key: str | None = None
     tenant_id: int | None = None
-    body: Any = None
-    fault: str | None = None
-    """Kind of the fault that decided this request's answer, if any."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "app_key": self.app_key,
-            "timestamp": self.timestamp,
-            "monotonic": self.monotonic,
-            "status": self.status,
-            "tenant_id": self.tenant_id,
-            "body": self.body,
-            "fault": self.fault,
-        }
+    monotonic: float = 0.0
+    """Real seconds since the state was created (rates are about real time)."""
 
 
 @dataclass
@@ -184,7 +161,7 @@ def _note_kind(kind: str) -> str:
     return normalized
 
 
-class EmulatorState:
+class EmulatorState(EmulatorCore[RequestRecord]):
     """State of one emulated ServiceTitan deployment (any number of tenants).
 
     - `export_page_size`: records per export call (the vendor returns up to 5000).
@@ -195,6 +172,9 @@ class EmulatorState:
     - `frozen_clock`: if true the clock moves only through `advance_clock`; otherwise it also
       follows real time, so tokens expire and changes get distinct `modifiedOn` in a live demo.
     - `fault_seed`: seeds the RNG that decides rate-based faults.
+
+    Faults are the kit's standard kinds; `status` needs a `status` and a 429 carries
+    `Retry-After`; only a route naming it (`/connect/*`) reaches the token endpoint.
     """
 
     def __init__(
@@ -216,22 +196,18 @@ class EmulatorState:
         self.lock = threading.RLock()
         self.export_page_size = export_page_size
         self.rate_limit_per_second = float(rate_limit_per_second)
-        self.token_ttl_ms = token_ttl_seconds * 1000
-        start = start_time or datetime.now(UTC)
-        self._start_ms = datetime_to_ms(start)
-        self._frozen = frozen_clock
+        self.token_ttl_seconds = token_ttl_seconds
+        self.clock = Clock(start_time, frozen=frozen_clock)
+        self._start_ms = datetime_to_ms(self.clock.start)
         self._mono0 = time.monotonic()
-        self._offset_ms = 0
+        self.tokens: TokenStore[TokenInfo] = TokenStore(self.clock)
+        self.fault_book = FaultBook(seed=fault_seed, spared=[TOKEN_PATH])
+        self.request_log: RequestLog[RequestRecord] = RequestLog(max_logged_requests)
         self.tenants: dict[int, Tenant] = {}
         self._clients: dict[str, TenantSpec] = {}
         self._app_keys: dict[str, set[int]] = {}
-        self._tokens: dict[str, TokenInfo] = {}
-        self._fault_seed = fault_seed
-        self._faults = FaultBook(fault_seed)
         self._buckets: dict[str, _TokenBucket] = {}
         self._stats: dict[str, _AppKeyStats] = {}
-        self._log: deque[RequestRecord] = deque(maxlen=max_logged_requests)
-        self._seq = 0
         for spec in specs:
             self.add_tenant(spec)
 
@@ -247,14 +223,13 @@ class EmulatorState:
             self.tenants.clear()
             self._clients.clear()
             self._app_keys.clear()
-            self._tokens.clear()
-            self._faults = FaultBook(self._fault_seed)
+            self.tokens.expire_all()
+            self.fault_book.reset()
+            self.request_log.reset()
             self._buckets.clear()
             self._stats.clear()
-            self._log.clear()
-            self._seq = 0
             self._mono0 = time.monotonic()
-            self._offset_ms = 0
+            self.clock.restart()
             for spec in specs:
                 self.add_tenant(spec)
 
@@ -264,20 +239,8 @@ class EmulatorState:
     def start_ms(self) -> int:
         return self._start_ms
 
-    def now_ms(self) -> int:
-        elapsed = 0 if self._frozen else int((time.monotonic() - self._mono0) * 1000)
-        return self._start_ms + elapsed + self._offset_ms
-
-    def now(self) -> datetime:
-        return ms_to_datetime(self.now_ms())
-
-    def advance_clock(self, seconds: float) -> datetime:
-        """Move the emulator clock forward (token expiry, `modifiedOn` of later changes)."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self.lock:
-            self._offset_ms += int(seconds * 1000)
-            return self.now()
+    def timestamp(self) -> str:
+        return format_ms(self.now_ms())
 
     # -- tenants and records -----------------------------------------------------------------
 
@@ -429,109 +392,42 @@ class EmulatorState:
             spec = self._clients.get(client_id)
             if spec is None or not secrets.compare_digest(spec.client_secret, client_secret):
                 return None
-            token = secrets.token_urlsafe(32)
-            self._tokens[token] = TokenInfo(
-                spec.tenant_id, spec.app_key, self.now_ms() + self.token_ttl_ms
-            )
-            return token, spec
+            grant = TokenInfo(spec.tenant_id, spec.app_key)
+            return self.tokens.issue(grant, ttl_s=self.token_ttl_seconds), spec
 
     def token_info(self, token: str) -> TokenInfo | None:
         """The live token's grant, or None if unknown, revoked or expired (emulator clock)."""
-        with self.lock:
-            info = self._tokens.get(token)
-            if info is None:
-                return None
-            if self.now_ms() >= info.expires_ms:
-                del self._tokens[token]
-                return None
-            return info
+        return self.tokens.grant(token)
 
     def expire_all_tokens(self) -> None:
-        with self.lock:
-            self._tokens.clear()
+        self.tokens.expire_all()
 
     def is_app_key(self, app_key: str) -> bool:
         with self.lock:
             return app_key in self._app_keys
 
-    # -- faults ------------------------------------------------------------------------------
-
-    def arm_fault(
-        self,
-        kind: str,
-        *,
-        route: str = "*",
-        times: int | _Unset | None = UNSET,
-        rate: float | None = None,
-        status: int | None = None,
-        retry_after: int | None = None,
-        latency_ms: int | None = None,
-        phase: str = "before",
-    ) -> Fault:
-        """Arm a fault (see `faults.py`). `times` defaults to 1, or unlimited when `rate` is set."""
-        if isinstance(times, _Unset):
-            times = None if rate is not None else 1
-        if kind == "timeout_after_store":
-            phase = "after"
-        fault = Fault(
-            id=0,
-            kind=kind,
-            route=route,
-            times=times,
-            rate=rate,
-            status=status,
-            retry_after=retry_after,
-            latency_ms=latency_ms,
-            phase=phase,
-        )
-        with self.lock:
-            return self._faults.arm(fault)
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self._faults.clear()
-
-    def faults(self) -> list[Fault]:
-        with self.lock:
-            return self._faults.list()
-
     def plan_faults(self, method: str, path: str) -> FaultPlan:
-        with self.lock:
-            return self._faults.plan(method, path)
+        return self.fault_book.plan(method, path)
 
-    # -- rate limit, request log, stats ------------------------------------------------------
+    # -- rate limit and stats ----------------------------------------------------------------
 
-    def record_request(
-        self, method: str, path: str, query: str, app_key: str | None, body: Any = None
-    ) -> RequestRecord:
+    def count_request(self, entry: RequestRecord) -> None:
+        """Count a logged request against its app key's stats (peak requests per second)."""
         with self.lock:
-            self._seq += 1
             now = time.monotonic()
-            entry = RequestRecord(
-                seq=self._seq,
-                method=method,
-                path=path,
-                query=query,
-                app_key=app_key,
-                timestamp=format_ms(self.now_ms()),
-                monotonic=now - self._mono0,
-                body=body,
-            )
-            self._log.append(entry)
-            if app_key is not None:
-                stats = self._stats.setdefault(app_key, _AppKeyStats())
+            entry.monotonic = now - self._mono0
+            if entry.app_key is not None:
+                stats = self._stats.setdefault(entry.app_key, _AppKeyStats())
                 stats.total_requests += 1
                 window = stats.window
                 window.append(now)
                 while window and window[0] <= now - 1.0:
                     window.popleft()
                 stats.peak_requests_per_second = max(stats.peak_requests_per_second, len(window))
-            return entry
 
-    def finish_request(self, entry: RequestRecord, status: int) -> None:
-        with self.lock:
-            entry.status = status
-            if status == 429 and entry.app_key is not None:
+    def count_answer(self, entry: RequestRecord) -> None:
+        if entry.status == 429 and entry.app_key is not None:
+            with self.lock:
                 self._stats.setdefault(entry.app_key, _AppKeyStats()).responses_429 += 1
 
     def take_rate_token(self, app_key: str) -> float | None:
@@ -541,16 +437,6 @@ class EmulatorState:
             if bucket is None:
                 bucket = self._buckets[app_key] = _TokenBucket(self.rate_limit_per_second)
             return bucket.take(time.monotonic())
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """The request log (API and token calls, not `/__emulator` control calls), oldest first."""
-        with self.lock:
-            return list(self._log)
-
-    def clear_requests(self) -> None:
-        with self.lock:
-            self._log.clear()
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per app key: requests received, 429s answered, peak requests in any 1-second window."""

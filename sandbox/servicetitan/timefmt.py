@@ -46,10 +46,6 @@ def datetime_to_ms(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-def ms_to_datetime(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
 def parse_timestamp(text: str) -> int:
     """Parse a date or RFC3339 date-time query value into epoch milliseconds.
 
