@@ -9,9 +9,12 @@ a line in :mod:`crmsync.providers`.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import psycopg
 from pydantic import BaseModel
@@ -41,6 +44,36 @@ class IntegrationContext:
     @property
     def label(self) -> str:
         return f"{self.tenant_slug}/{self.name}"
+
+
+C = TypeVar("C")
+
+
+class ClientCache(Generic[C]):
+    """One CRM client per integration and configuration in this process, so the tasks of a run
+    share its token, session and connection pool. The key holds a hash of what the client was
+    built from (secrets included, never kept as text): changed credentials or settings get a
+    new client, and the old one is dropped (calls already in flight finish with it)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[int, str], C] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ctx: IntegrationContext, parts: Sequence[str], build: Callable[[], C]) -> C:
+        fingerprint = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+        key = (ctx.id, fingerprint)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = build()
+                for old in [k for k in self._clients if k[0] == ctx.id]:
+                    del self._clients[old]
+                self._clients[key] = client
+            return client
+
+    def clear(self) -> None:
+        with self._lock:
+            self._clients.clear()
 
 
 @dataclass(slots=True)

@@ -42,9 +42,7 @@ user can see), as seed 000 says "any fields or values under these objects" sync.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -78,6 +76,7 @@ from crmsync import compose
 from crmsync.compose import Record
 from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
+    ClientCache,
     FetchedPage,
     IntegrationContext,
     Overlay,
@@ -311,55 +310,43 @@ def _link_fields(settings: Improveit360Settings, stream: str) -> dict[str, str]:
 
 # -- clients -------------------------------------------------------------------------------------
 
-_clients: dict[tuple[int, str], SalesforceClient] = {}
-_clients_lock = threading.Lock()
+_clients: ClientCache[SalesforceClient] = ClientCache()
 
 
 def _client(ctx: IntegrationContext) -> SalesforceClient:
-    """One client per integration and configuration in this process (tasks share its session)."""
     creds = ctx.credentials
     settings = ctx.settings
     assert isinstance(creds, Improveit360CredentialsModel)
     assert isinstance(settings, Improveit360Settings)
     plain = creds.connector_credentials()
     login = ctx.auth_url or ctx.base_url or DEFAULT_AUTH_URL
-    fingerprint = hashlib.sha256(
-        "\x00".join(
-            [
-                plain.client_id,
-                plain.client_secret or "",
-                plain.refresh_token or "",
-                plain.username or "",
-                plain.password or "",
-                plain.security_token or "",
-                login,
-                settings.api_version,
-                str(settings.min_remaining_api_calls),
-            ]
-        ).encode()
-    ).hexdigest()
-    key = (ctx.id, fingerprint)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = SalesforceClient(
-                plain,
-                auth_url=login,
-                api_version=settings.api_version,
-                min_remaining_api_calls=settings.min_remaining_api_calls,
-                provider=PROVIDER,
-                timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
-            )
-            for old in [k for k in _clients if k[0] == ctx.id]:
-                del _clients[old]  # credentials or settings changed; in-flight calls finish
-            _clients[key] = client
-        return client
+    return _clients.get(
+        ctx,
+        [
+            plain.client_id,
+            plain.client_secret or "",
+            plain.refresh_token or "",
+            plain.username or "",
+            plain.password or "",
+            plain.security_token or "",
+            login,
+            settings.api_version,
+            str(settings.min_remaining_api_calls),
+        ],
+        lambda: SalesforceClient(
+            plain,
+            auth_url=login,
+            api_version=settings.api_version,
+            min_remaining_api_calls=settings.min_remaining_api_calls,
+            provider=PROVIDER,
+            timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
+        ),
+    )
 
 
 def clear_clients() -> None:
     """Forget every cached client (tests; a worker that must drop sessions and usage readings)."""
-    with _clients_lock:
-        _clients.clear()
+    _clients.clear()
 
 
 # -- cursor --------------------------------------------------------------------------------------

@@ -37,10 +37,8 @@ loses nothing, where refusing would stall the integration until someone edits th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -64,6 +62,7 @@ from connectors.leadperfection import (
 )
 from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
+    ClientCache,
     FetchedPage,
     IntegrationContext,
     Overlay,
@@ -223,8 +222,7 @@ def next_window(done: datetime | None, started_at: datetime) -> tuple[datetime, 
     return min(end - LOOKBACK, done), end
 
 
-_clients: dict[tuple[int, str], LeadPerfectionClient] = {}
-_clients_lock = threading.Lock()
+_clients: ClientCache[LeadPerfectionClient] = ClientCache()
 
 
 def _client(ctx: IntegrationContext) -> LeadPerfectionClient:
@@ -232,39 +230,33 @@ def _client(ctx: IntegrationContext) -> LeadPerfectionClient:
     settings = ctx.settings
     assert isinstance(creds, LeadPerfectionCredentialsModel)
     assert isinstance(settings, LeadPerfectionSettings)
-    fingerprint = hashlib.sha256(
-        "\x00".join(
-            [
-                creds.serverid or "",
-                creds.clientid,
-                creds.username,
-                creds.password.get_secret_value(),
-                creds.appkey.get_secret_value(),
-                ctx.base_url or "",
-                ctx.auth_url or "",
-                settings.timezone,
-            ]
-        ).encode()
-    ).hexdigest()
-    key = (ctx.id, fingerprint)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = LeadPerfectionClient(
-                LeadPerfectionCredentials(
-                    clientid=creds.clientid,
-                    username=creds.username,
-                    password=creds.password.get_secret_value(),
-                    appkey=creds.appkey.get_secret_value(),
-                    serverid=creds.serverid,
-                ),
-                base_url=ctx.base_url or None,
-                token_url=ctx.auth_url or None,
-                timezone=settings.timezone,
-                timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
-            )
-            _clients[key] = client
-        return client
+    password, appkey = creds.password.get_secret_value(), creds.appkey.get_secret_value()
+    return _clients.get(
+        ctx,
+        [
+            creds.serverid or "",
+            creds.clientid,
+            creds.username,
+            password,
+            appkey,
+            ctx.base_url or "",
+            ctx.auth_url or "",
+            settings.timezone,
+        ],
+        lambda: LeadPerfectionClient(
+            LeadPerfectionCredentials(
+                clientid=creds.clientid,
+                username=creds.username,
+                password=password,
+                appkey=appkey,
+                serverid=creds.serverid,
+            ),
+            base_url=ctx.base_url or None,
+            token_url=ctx.auth_url or None,
+            timezone=settings.timezone,
+            timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
+        ),
+    )
 
 
 class LeadPerfectionProvider:

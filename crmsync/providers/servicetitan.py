@@ -17,8 +17,6 @@ data"). Later syncs resume from each stream's stored ``continueFrom`` token.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -32,6 +30,7 @@ from crmsync import compose
 from crmsync.compose import Record
 from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
+    ClientCache,
     FetchedPage,
     IntegrationContext,
     Overlay,
@@ -114,47 +113,32 @@ def _note_id(target: str, parent: str, note: dict[str, Any]) -> str:
     return f"{target}:{parent}:{note.get('createdOn', '')}"
 
 
-_clients: dict[tuple[int, str], ServiceTitanClient] = {}
-_clients_lock = threading.Lock()
+_clients: ClientCache[ServiceTitanClient] = ClientCache()
 
 
 def _client(ctx: IntegrationContext) -> ServiceTitanClient:
     creds = ctx.credentials
     assert isinstance(creds, ServiceTitanCredentialsModel)
-    fingerprint = hashlib.sha256(
-        "\x00".join(
-            [
-                creds.client_id,
-                creds.client_secret.get_secret_value(),
-                creds.app_key.get_secret_value(),
-                creds.tenant_id,
-                ctx.base_url or "",
-                ctx.auth_url or "",
-            ]
-        ).encode()
-    ).hexdigest()
-    key = (ctx.id, fingerprint)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = ServiceTitanClient(
-                ServiceTitanCredentials(
-                    client_id=creds.client_id,
-                    client_secret=creds.client_secret.get_secret_value(),
-                    app_key=creds.app_key.get_secret_value(),
-                    tenant_id=creds.tenant_id,
-                ),
-                base_url=ctx.base_url or PROD_API,
-                auth_url=ctx.auth_url or PROD_AUTH,
-                timeout=httpx.Timeout(get_settings().http_timeout_seconds, connect=10.0),
-                before_request=shared_budget(
-                    "servicetitan",
-                    creds.app_key.get_secret_value(),
-                    get_settings().servicetitan_requests_per_second,
-                ),
-            )
-            _clients[key] = client
-        return client
+    secret, app_key = creds.client_secret.get_secret_value(), creds.app_key.get_secret_value()
+    settings = get_settings()
+    return _clients.get(
+        ctx,
+        [creds.client_id, secret, app_key, creds.tenant_id, ctx.base_url or "", ctx.auth_url or ""],
+        lambda: ServiceTitanClient(
+            ServiceTitanCredentials(
+                client_id=creds.client_id,
+                client_secret=secret,
+                app_key=app_key,
+                tenant_id=creds.tenant_id,
+            ),
+            base_url=ctx.base_url or PROD_API,
+            auth_url=ctx.auth_url or PROD_AUTH,
+            timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
+            before_request=shared_budget(
+                "servicetitan", app_key, settings.servicetitan_requests_per_second
+            ),
+        ),
+    )
 
 
 class ServiceTitanProvider:
