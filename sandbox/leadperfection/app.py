@@ -12,15 +12,13 @@ answers the way that stack does, not the way a modern API would:
 * ``AddNotes`` answers ``"UPDATED SUCCESSFULLY!"`` whether or not the note landed (§2.4).
 
 Everything under ``/__emulator`` is the control API (JSON, no auth, never faulted or logged).
-Faults and the request log live in :class:`EmulatorMiddleware`, a plain ASGI middleware, because
-two fault kinds need to hold or cut the response after the handler has done its work.
+Faults and the request log are the kit's (:class:`sandbox.kit.EmulatorMiddleware`); this module
+gives it LP's error bodies and what to log of a request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import wraps
 from typing import Any
@@ -32,17 +30,17 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
+from sandbox.kit import EmulatorMiddleware, Fault, bearer_token, control_routes, drop_mid_body
 from sandbox.leadperfection.data import LPClientSpec
 from sandbox.leadperfection.state import (
     NOTE_RECTYPES,
     WRITE_OK,
     BadRequest,
-    Fault,
-    FaultPlan,
     LPEmulatorState,
+    RequestRecord,
     Window,
 )
 
@@ -54,7 +52,7 @@ DEFAULT_PAGE_SIZE = 10
 _DENIED = b'{"Message":"Authorization has been denied for this request."}'
 _INVALID = b'{"Message":"The request is invalid."}'
 _ERROR = b'{"Message":"An error has occurred."}'
-_DROP_LOG = "ASGI callable returned without completing response."
+_REDACTED = frozenset({"password", "appkey", "client_secret", "access_token"})
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -116,11 +114,6 @@ def _page(ids: Sequence[int], params: Mapping[str, str]) -> Sequence[int]:
     return ids[start - 1 : start - 1 + size]
 
 
-def _bearer(headers: Mapping[str, str]) -> str | None:
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 class _Api:
     """The LP routes, bound to one state."""
 
@@ -137,7 +130,8 @@ class _Api:
         async def endpoint(request: Request) -> Response:
             try:
                 params = await _read_params(request)
-                clientid = self.state.authenticate(_bearer(request.headers))
+                token = bearer_token(request.headers.get("authorization"))
+                clientid = self.state.authenticate(token)
                 if clientid is None:
                     return _denied()
                 request.scope["lp.clientid"] = clientid
@@ -307,31 +301,8 @@ class _Control:
         raw = request.query_params.get(name)
         return int(raw) if raw not in (None, "") else None
 
-    async def requests(self, request: Request) -> Any:
-        if request.method == "DELETE":
-            self.state.clear_requests()
-            return {"cleared": True}
-        return [record.as_dict() for record in self.state.requests]
-
     async def stats(self, request: Request) -> Any:
         return self.state.stats()
-
-    async def faults(self, request: Request) -> Any:
-        if request.method == "DELETE":
-            self.state.clear_faults()
-            return {"cleared": True}
-        if request.method == "POST":
-            body = await self._body(request)
-            kind = body.pop("kind")
-            return self.state.arm_fault(kind, **body).as_dict()
-        return [fault.as_dict() for fault in self.state.faults()]
-
-    async def clock(self, request: Request) -> Any:
-        if request.method == "POST":
-            body = await self._body(request)
-            seconds = body.get("advance_seconds", body.get("seconds", 0))
-            self.state.advance_clock(float(seconds))
-        return {"now": self.state.now().isoformat()}
 
     async def reset(self, request: Request) -> Any:
         self.state.reset()
@@ -390,14 +361,12 @@ class _Control:
             request.path_params["clientid"], job_id=self._qint(request, "job_id")
         )
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         c, w = CONTROL_PREFIX, self.wrap
         client = f"{c}/clients/{{clientid}}"
         return [
-            Route(f"{c}/requests", w(self.requests), methods=["GET", "DELETE"]),
+            *control_routes(self.state, prefix=c),
             Route(f"{c}/stats", w(self.stats), methods=["GET"]),
-            Route(f"{c}/faults", w(self.faults), methods=["GET", "POST", "DELETE"]),
-            Route(f"{c}/clock", w(self.clock), methods=["GET", "POST"]),
             Route(f"{c}/expire-tokens", w(self.expire_tokens), methods=["POST"]),
             Route(f"{c}/reset", w(self.reset), methods=["POST"]),
             Route(f"{client}/prospects", w(self.prospects), methods=["GET", "POST"]),
@@ -426,130 +395,22 @@ _STATUS_BODIES: dict[int, tuple[str, bytes]] = {
 }
 
 
-class EmulatorMiddleware:
-    """Applies armed faults and records every non-control request in the state's log."""
-
-    def __init__(self, app: ASGIApp, state: LPEmulatorState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = canonical_path(scope["path"])
-        if path != scope["path"]:
-            scope = {**scope, "path": path, "raw_path": path.encode()}
-        if path.startswith(CONTROL_PREFIX):
-            await self.app(scope, receive, send)
-            return
-
-        started = time.perf_counter()
-        status = 0
-        plan = self.state.plan_faults(path)
-
-        async def send_logged(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._serve(scope, receive, send_logged, plan)
-        finally:
-            self.state.record_request(
-                scope["method"],
-                path,
-                scope.get("query_string", b"").decode("latin-1"),
-                status,
-                scope.get("lp.params"),
-                scope.get("lp.clientid"),
-                plan.kinds,
-                (time.perf_counter() - started) * 1000,
-            )
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, plan: FaultPlan) -> None:
-        if plan.latency_before_ms:
-            await asyncio.sleep(plan.latency_before_ms / 1000)
-        if plan.expire_tokens:
-            self.state.expire_tokens()
-        ending = plan.terminal
-        if ending is not None and ending.phase == "before":
-            if ending.kind == "status":
-                await self._status(ending, send)
-            else:  # drop_connection before the request reached LP: nothing was done
-                await self._drop([], send)
-            return
-        if ending is None and not plan.latency_after_ms:
-            await self.app(scope, receive, send)
-            return
-
-        messages: list[Message] = []
-
-        async def buffer(message: Message) -> None:
-            messages.append(message)
-
-        await self.app(scope, receive, buffer)
-        if plan.latency_after_ms:
-            await asyncio.sleep(plan.latency_after_ms / 1000)
-        if ending is None:
-            for message in messages:
-                await send(message)
-        elif ending.kind == "status":
-            await self._status(ending, send)
-        elif ending.kind == "drop_connection":
-            await self._drop(messages, send)
-        else:  # timeout_after_store: the work is done, the reply comes after the client gave up
-            await asyncio.sleep((ending.latency_ms or 0) / 1000)
-            for message in messages:
-                await send(message)
-
-    @staticmethod
-    async def _status(fault: Fault, send: Send) -> None:
-        code = fault.status or 500
-        media, body = _STATUS_BODIES.get(code, (JSON, _ERROR))
-        headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
-        if fault.retry_after is not None:
-            value = fault.retry_after
-            text = str(int(value)) if float(value).is_integer() else str(value)
-            headers.append((b"retry-after", text.encode()))
-        await send({"type": "http.response.start", "status": code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    @staticmethod
-    async def _drop(messages: list[Message], send: Send) -> None:
-        """Send a status line, headers and half the body, then end without finishing.
-
-        uvicorn closes the socket when an app returns mid-body, so the client sees a truncated
-        response (``httpx.RemoteProtocolError``). With no handled response to cut (phase
-        "before"), a 200 announcing a JSON array is started instead.
-        """
-        start = next((m for m in messages if m["type"] == "http.response.start"), None)
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        if start is None:
-            body = b'[{"cst_id":0}]' * 64
-            headers = [(b"content-type", JSON.encode()), (b"content-length", b"%d" % len(body))]
-            start = {"type": "http.response.start", "status": 200, "headers": headers}
-        await send(start)
-        await send(
-            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
-        )
+def _fault_answer(fault: Fault, scope: Scope) -> Response:
+    code = fault.status or 500
+    media, body = _STATUS_BODIES.get(code, (JSON, _ERROR))
+    headers = {"content-type": media}
+    if fault.retry_after is not None:
+        value = fault.retry_after
+        headers["retry-after"] = str(int(value)) if float(value).is_integer() else str(value)
+    return Response(body, status_code=code, headers=headers)
 
 
-class _QuietDrops(logging.Filter):
-    """uvicorn logs an error for each deliberately dropped connection; those are not errors."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != _DROP_LOG
-
-
-_quiet = _QuietDrops()
-
-
-def _install_log_filter() -> None:
-    logger = logging.getLogger("uvicorn.error")
-    if _quiet not in logger.filters:
-        logger.addFilter(_quiet)
+def _log_details(scope: Scope, entry: RequestRecord) -> None:
+    """The client and the parameters the route bound (not the raw body), secrets redacted."""
+    entry.clientid = scope.get("lp.clientid")
+    params: dict[str, str] | None = scope.get("lp.params")
+    if params is not None:
+        entry.body = {k: ("***" if k in _REDACTED else v) for k, v in params.items()}
 
 
 def create_app(
@@ -558,9 +419,8 @@ def create_app(
     """The emulator app; pass a state to share it, or specs (and state options) to build one."""
     if not isinstance(state, LPEmulatorState):
         state = LPEmulatorState(state, **state_kwargs)
-    _install_log_filter()
     api = _Api(state)
-    routes = [Route(TOKEN_PATH, api.token, methods=["POST"])]
+    routes: list[BaseRoute] = [Route(TOKEN_PATH, api.token, methods=["POST"])]
     routes += [
         Route(path, api.route(getattr(api, name)), methods=["POST"])
         for path, name in DATA_ROUTES.items()
@@ -578,7 +438,20 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(EmulatorMiddleware, state=state)],
+        middleware=[
+            Middleware(
+                EmulatorMiddleware,
+                core=state,
+                answer=_fault_answer,
+                expire=state.expire_tokens,
+                # Before the request reached LP, a 200 announcing a JSON array is cut instead.
+                drop=drop_mid_body(b'[{"cst_id":0}]' * 64, JSON.encode()),
+                entry_type=RequestRecord,
+                on_response=_log_details,
+                canonical_path=canonical_path,
+                control_prefix=CONTROL_PREFIX,
+            )
+        ],
         exception_handlers={404: not_found, 405: not_allowed},
     )
     app.state.emulator = state

@@ -6,43 +6,26 @@ production over a socket), but also direct access to the state; :func:`run_emula
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
-
+from sandbox import kit
 from sandbox.leadperfection.app import create_app
 from sandbox.leadperfection.data import LPClientSpec
 from sandbox.leadperfection.state import LPEmulatorState
 
 
-@dataclass(frozen=True)
-class RunningEmulator:
+class RunningEmulator(kit.ServedApp):
     """A served emulator: ``url`` is the LP base URL (``{url}/token``, ``{url}/api/...``)."""
 
-    url: str
-    host: str
-    port: int
-    state: LPEmulatorState
-
-
-def _config(app: Starlette, sock: socket.socket, log_level: str) -> uvicorn.Config:
-    host, port = sock.getsockname()[:2]
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
+    def __init__(self, state: LPEmulatorState, **options: Any) -> None:
+        self.state = state
+        state.fault_book.release.clear()  # a stopped server released it
+        super().__init__(
+            create_app(state), name="lp-emulator", on_stop=state.release_held_requests, **options
+        )
 
 
 @contextmanager
@@ -65,34 +48,17 @@ def run_emulator(
     """
     if state is None:
         state = LPEmulatorState(specs, start_time=start_time, freeze_clock=freeze_clock)
-    app = create_app(state)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    server = uvicorn.Server(_config(app, sock, log_level))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="lp-emulator", daemon=True
+    running = RunningEmulator(
+        state, host=host, port=port, log_level=log_level, startup_timeout=startup_timeout
     )
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("LP emulator failed to start")
-        time.sleep(0.01)
-    bound_host, bound_port = sock.getsockname()[:2]
     try:
-        yield RunningEmulator(f"http://{bound_host}:{bound_port}", bound_host, bound_port, state)
+        yield running
     finally:
-        server.should_exit = True
-        server.force_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        running.stop()
 
 
 def serve_forever(
     specs: Sequence[LPClientSpec], *, host: str = "127.0.0.1", port: int = 8081
 ) -> None:
     """Serve in the foreground (``python -m sandbox.leadperfection``) until interrupted."""
-    state = LPEmulatorState(specs)
-    uvicorn.run(create_app(state), host=host, port=port, access_log=False, lifespan="off")
+    kit.serve_forever(create_app(LPEmulatorState(specs)), host=host, port=port)

@@ -1,4 +1,5 @@
-"""Everything the LP emulator knows: clients, records, tokens, clock, faults and the request log.
+"""Everything the LP emulator knows: clients, records and tokens, plus the kit's clock, faults
+and request log.
 
 One :class:`LPEmulatorState` serves any number of LP clients (one per :class:`LPClientSpec`).
 It is shared between the uvicorn thread serving HTTP and the test thread driving it, so every
@@ -16,20 +17,25 @@ lead/job/appointment ``lastchangedon`` in [startdate, enddate]".
 from __future__ import annotations
 
 import bisect
-import fnmatch
-import random
 import re
-import secrets
 import threading
-import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
+from sandbox.kit import (
+    Clock,
+    EmulatorCore,
+    FaultBook,
+    FaultPlan,
+    LoggedRequest,
+    RequestLog,
+    TokenStore,
+)
 from sandbox.leadperfection import data
 from sandbox.leadperfection.data import (
     EMPLOYEE_NAMES,
@@ -39,8 +45,6 @@ from sandbox.leadperfection.data import (
     Record,
 )
 
-FAULT_KINDS = ("status", "latency", "drop_connection", "expire_token", "timeout_after_store")
-TERMINAL_KINDS = ("status", "drop_connection", "timeout_after_store")
 TOKEN_PATH = "/token"
 WRITE_OK = "UPDATED SUCCESSFULLY!"
 NOTE_RECTYPES = frozenset({"cst", "ils", "job"})
@@ -53,7 +57,6 @@ _FLAGS = ("apptset", "sat", "sold")
 _MAX_ID = 1 << 62
 _CACHE_SIZE = 16
 _LOG_SIZE = 20_000
-_REDACTED = frozenset({"password", "appkey", "client_secret", "access_token"})
 
 _US_DATE = re.compile(
     r"^(\d{1,2})/(\d{1,2})/(\d{4})"
@@ -122,77 +125,10 @@ def parse_lp_datetime(text: str, local: LocalTime) -> str:
 
 
 @dataclass
-class Fault:
-    """One armed fault (see :meth:`LPEmulatorState.arm_fault`)."""
+class RequestRecord(LoggedRequest):
+    """One request as received; `body` holds its bound parameters, secrets redacted."""
 
-    id: int
-    kind: str
-    route: str = "*"
-    times: int | None = 1
-    rate: float | None = None
-    status: int | None = None
-    retry_after: float | None = None
-    latency_ms: int | None = None
-    phase: str = "before"
-    fired: int = 0
-
-    def applies_to(self, path: str) -> bool:
-        """Route globs match case-insensitively; ``/token`` only when the glob names it."""
-        if path == TOKEN_PATH and (
-            self.kind == "expire_token" or not self.route.lower().startswith(TOKEN_PATH)
-        ):
-            return False
-        return fnmatch.fnmatchcase(path.lower(), self.route.lower())
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class FaultPlan:
-    """What the armed faults do to one request: waits, token expiry, and at most one ending."""
-
-    latency_before_ms: int = 0
-    latency_after_ms: int = 0
-    expire_tokens: bool = False
-    terminal: Fault | None = None
-
-    @property
-    def kinds(self) -> list[str]:
-        out = ["latency"] if self.latency_before_ms or self.latency_after_ms else []
-        if self.expire_tokens:
-            out.append("expire_token")
-        if self.terminal is not None:
-            out.append(self.terminal.kind)
-        return out
-
-
-@dataclass
-class RequestRecord:
-    """One request as received (secrets redacted), for assertions on what a connector sent."""
-
-    seq: int
-    method: str
-    path: str
-    query: str
-    clientid: str | None
-    timestamp: str
-    """Emulator clock (UTC) when the request arrived."""
-    status: int | None = None
-    body: dict[str, str] | None = None
-    """Parsed form (or JSON) parameters, keys lower-cased as the emulator binds them."""
-    faults: list[str] | None = None
-    duration_ms: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class _Unset:
-    pass
-
-
-UNSET = _Unset()
+    clientid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,13 +256,19 @@ def _flag(value: object) -> str:
     return "true" if value else "false"
 
 
-class LPEmulatorState:
+class LPEmulatorState(EmulatorCore[RequestRecord]):
     """The emulator's data and controls, usable in-process (tests) and over ``/__emulator``.
 
     ``start_time`` is where the emulator clock starts (default: now); seed timestamps are laid
     out relative to it, so one seed and one start time always produce the same bytes. The clock
     then runs with real time (unless ``freeze_clock``) plus whatever :meth:`advance_clock` adds;
     token expiry and every ``lastchanged`` bump read it.
+
+    Faults (:meth:`arm_fault`, the kit's standard kinds, route globs case-insensitive):
+    ``status`` answers 500 ``{"Message":"An error has occurred."}`` by default, a 429 carries
+    ``Retry-After`` (1 s unless given); ``latency`` waits 1 s unless given;
+    ``timeout_after_store`` holds the reply 35 s unless given, past a client's 30 s timeout.
+    ``route="*"`` spares ``/token``; target it with ``route="/token"``.
     """
 
     def __init__(
@@ -341,18 +283,25 @@ class LPEmulatorState:
             specs = [specs]
         self._specs = list(specs)
         self._start_time = start_time
-        self._frozen = freeze_clock
-        self._fault_seed = fault_seed
         self._lock = threading.RLock()
+        self.clock = Clock(start_time, frozen=freeze_clock)
+        self.tokens: TokenStore[str] = TokenStore(self.clock)
+        self.fault_book = FaultBook(
+            seed=fault_seed,
+            spared=[TOKEN_PATH],
+            ignore_case=True,
+            default_status=500,
+            default_latency_ms=1000,
+            default_hold_ms=35_000,
+        )
+        self.request_log: RequestLog[RequestRecord] = RequestLog(_LOG_SIZE)
         self.reset()
 
     def reset(self) -> None:
         """Back to the seeded records, the start time, and no tokens, faults or log entries."""
         with self._lock:
             anchor = (self._start_time or data.anchor_default()).astimezone(UTC)
-            self._anchor = anchor.timestamp()
-            self._mono0 = time.monotonic()
-            self._offset = 0.0
+            self.clock.restart(anchor)
             self._clients: dict[str, _Client] = {}
             for spec in self._specs:
                 key = spec.clientid.lower()
@@ -360,37 +309,17 @@ class LPEmulatorState:
                     raise ValueError(f"duplicate clientid {spec.clientid!r}")
                 with data.paused_gc():
                     self._clients[key] = _Client(spec, anchor)
-            self._tokens: dict[str, tuple[str, float]] = {}
-            self._faults: list[Fault] = []
-            self._fault_ids = 0
-            self._fault_rng = random.Random(f"faults:{self._fault_seed}")
-            self._log: deque[RequestRecord] = deque(maxlen=_LOG_SIZE)
-            self._seq = 0
+            self.tokens.expire_all()
+            self.fault_book.reset()
+            self.request_log.reset()
             self._counters: Counter[str] = Counter()
 
     # --- clock ---------------------------------------------------------------------------
 
-    def _now_epoch(self) -> float:
-        elapsed = 0.0 if self._frozen else time.monotonic() - self._mono0
-        return self._anchor + elapsed + self._offset
-
-    def now(self) -> datetime:
-        """The emulator clock as an aware UTC datetime."""
-        with self._lock:
-            return datetime.fromtimestamp(self._now_epoch(), UTC)
-
     def now_local(self, clientid: str | None = None) -> str:
         """The emulator clock as LP writes it for this client: naive local wall-clock time."""
         with self._lock:
-            return self._client(clientid).time.format(int(self._now_epoch()))
-
-    def advance_clock(self, seconds: float) -> datetime:
-        """Move the clock forward (tokens expire, later bumps get later timestamps)."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            self._offset += float(seconds)
-            return self.now()
+            return self._client(clientid).time.format(self.clock.now_us() // 1_000_000)
 
     # --- clients and tokens --------------------------------------------------------------
 
@@ -426,27 +355,18 @@ class LPEmulatorState:
                     "error": "invalid_grant",
                     "error_description": "The user name or password is incorrect.",
                 }
-            token = secrets.token_urlsafe(48)
             ttl = spec.token_ttl_seconds
-            self._tokens[token] = (spec.clientid.lower(), self._now_epoch() + ttl)
+            token = self.tokens.issue(spec.clientid.lower(), ttl_s=ttl, nbytes=48)
             self._counters["tokens_issued"] += 1
             return 200, {"access_token": token, "token_type": "bearer", "expires_in": ttl}
 
     def authenticate(self, token: str | None) -> str | None:
         """The clientid a bearer token belongs to, or ``None`` if unknown or expired."""
-        if not token:
-            return None
-        with self._lock:
-            entry = self._tokens.get(token)
-            if entry is None or self._now_epoch() >= entry[1]:
-                return None
-            return entry[0]
+        return self.tokens.grant(token)
 
     def expire_tokens(self) -> None:
         """Expire every token issued so far (LP-side revocation or a server restart)."""
-        with self._lock:
-            for token, (clientid, _) in list(self._tokens.items()):
-                self._tokens[token] = (clientid, 0.0)
+        self.tokens.expire_all()
 
     # --- seeding and mutation --------------------------------------------------------------
 
@@ -992,158 +912,21 @@ class LPEmulatorState:
             notes = self._client(clientid).production_notes_written
             return _copy([n for n in notes if job_id is None or n["job_id"] == job_id])
 
-    # --- faults ----------------------------------------------------------------------------
+    def plan_faults(self, path: str, method: str = "POST") -> FaultPlan:
+        """What the armed faults do to the next request on ``path`` (every LP route is a POST)."""
+        return self.fault_book.plan(method, path)
 
-    def arm_fault(
-        self,
-        kind: str,
-        *,
-        route: str = "*",
-        times: int | _Unset | None = UNSET,
-        rate: float | None = None,
-        status: int | None = None,
-        retry_after: float | None = None,
-        latency_ms: int | None = None,
-        phase: str = "before",
-    ) -> Fault:
-        """Arm a fault for requests whose path matches ``route`` (a case-insensitive glob).
-
-        Kinds (crm-apis.md §5): ``status`` (500 ``{"Message":"An error has occurred."}`` by
-        default; 429 carries ``Retry-After``, 1 s unless given), ``latency`` (wait
-        ``latency_ms``), ``drop_connection`` (start the response, then abort it),
-        ``expire_token`` (every issued token expires, so the call gets 401) and
-        ``timeout_after_store`` (perform the request, then hold the reply ``latency_ms``, 35 s by
-        default, past a client's 30 s timeout). ``phase="after"`` applies ``status``,
-        ``latency`` and ``drop_connection`` after the request was handled, so a write is stored
-        although the client sees a failure. ``times`` defaults to 1, or unlimited when ``rate``
-        (a per-request probability from a seeded RNG, so runs repeat) is set. ``route="*"``
-        spares ``/token``; target it with ``route="/token"``.
-        """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if phase not in ("before", "after"):
-            raise ValueError("phase must be 'before' or 'after'")
-        if isinstance(times, _Unset):
-            times = None if rate is not None else 1
-        if times is not None and times < 1:
-            raise ValueError("times must be >= 1 or None (unlimited)")
-        if rate is not None and not 0 < rate <= 1:
-            raise ValueError("rate must be in (0, 1]")
-        if kind == "status":
-            status = status or 500
-            if not 400 <= status <= 599:
-                raise ValueError("a status fault needs a status between 400 and 599")
-            if status == 429 and retry_after is None:
-                retry_after = 1
-        elif kind == "latency":
-            latency_ms = 1000 if latency_ms is None else latency_ms
-        elif kind == "timeout_after_store":
-            latency_ms = 35_000 if latency_ms is None else latency_ms
-            phase = "after"
-        elif kind == "expire_token" and phase != "before":
-            raise ValueError("expire_token only applies before the request is handled")
-        with self._lock:
-            self._fault_ids += 1
-            fault = Fault(
-                self._fault_ids, kind, route, times, rate, status, retry_after, latency_ms, phase
-            )
-            self._faults.append(fault)
-            return fault
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def faults(self) -> list[Fault]:
-        """Faults still armed, in arming order."""
-        with self._lock:
-            return list(self._faults)
-
-    def plan_faults(self, path: str) -> FaultPlan:
-        """Roll every matching fault once and consume those that fire.
-
-        Latencies add up; of the faults that end a request differently only the first that fires
-        applies, and later ones are not consumed.
-        """
-        plan = FaultPlan()
-        with self._lock:
-            for fault in list(self._faults):
-                if not fault.applies_to(path):
-                    continue
-                if fault.kind in TERMINAL_KINDS and plan.terminal is not None:
-                    continue
-                if fault.rate is not None and self._fault_rng.random() >= fault.rate:
-                    continue
-                fault.fired += 1
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                self._counters[f"fault_{fault.kind}"] += 1
-                if fault.kind == "latency":
-                    if fault.phase == "before":
-                        plan.latency_before_ms += fault.latency_ms or 0
-                    else:
-                        plan.latency_after_ms += fault.latency_ms or 0
-                elif fault.kind == "expire_token":
-                    plan.expire_tokens = True
-                else:
-                    plan.terminal = fault
-        return plan
-
-    # --- request log and stats -------------------------------------------------------------
-
-    def record_request(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        status: int,
-        body: Mapping[str, str] | None,
-        clientid: str | None,
-        faults: list[str],
-        duration_ms: float,
-    ) -> RequestRecord:
-        with self._lock:
-            self._seq += 1
-            entry = RequestRecord(
-                seq=self._seq,
-                method=method,
-                path=path,
-                query=query,
-                clientid=clientid,
-                timestamp=self.now().isoformat(),
-                status=status,
-                body=None
-                if body is None
-                else {k: ("***" if k in _REDACTED else v) for k, v in body.items()},
-                faults=faults or None,
-                duration_ms=round(duration_ms, 3),
-            )
-            self._log.append(entry)
-            self._counters["requests"] += 1
-            return entry
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """Requests received (API and token calls, not ``/__emulator``), oldest first."""
-        with self._lock:
-            return list(self._log)
-
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._log.clear()
+    # --- stats -----------------------------------------------------------------------------
 
     def stats(self) -> Record:
         with self._lock:
-            by_route = Counter(r.path for r in self._log)
-            by_status = Counter(str(r.status) for r in self._log)
+            fired = {f"fault_{kind}": n for kind, n in self.fault_book.fired.items()}
             return {
                 "now": self.now().isoformat(),
-                "counters": dict(self._counters),
-                "by_route": dict(by_route),
-                "by_status": dict(by_status),
-                "faults_armed": len(self._faults),
+                "counters": {**self._counters, **fired, "requests": len(self.request_log)},
+                "by_route": self.request_log.tally("path"),
+                "by_status": self.request_log.tally("status"),
+                "faults_armed": len(self.faults()),
                 "clients": {
                     c.spec.clientid: {
                         "prospects": len(c.prospects),
