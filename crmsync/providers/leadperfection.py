@@ -42,19 +42,18 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel
 
 from connectors.errors import TransientError, body_excerpt
 from connectors.leadperfection import (
     ADD_CALL_HISTORY,
     ADD_INSTALLER_JOB_NOTES,
     ADD_NOTES,
-    DEFAULT_TIMEZONE,
     WRITE_OK,
     LeadPerfectionClient,
     LeadPerfectionCredentials,
@@ -71,8 +70,11 @@ from crmsync.providers.base import (
     StreamCursor,
 )
 from crmsync.settings import get_settings
+from models.integrations.leadperfection import (
+    LeadPerfectionCredentialsModel,
+    LeadPerfectionSettings,
+)
 from models.mappings.leadperfection import map_prospects
-from models.normalize import normalize_email
 from models.standard import RejectedRecord
 
 __all__ = [
@@ -94,60 +96,6 @@ logger = logging.getLogger("crmsync.providers.leadperfection")
 STREAM = "prospects"
 LOOKBACK = timedelta(minutes=20)
 """Seed 001: records "updated within the last 20 minutes before the sync began"."""
-
-
-class LeadPerfectionCredentialsModel(BaseModel):
-    """What the seed's setup asks for: the LP client id and the API user's credentials, plus the
-    app key LP issues and the customer's server id (``https://{serverid}.leadperfection.com``;
-    optional when the integration sets ``base_url``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    serverid: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
-        description="LP server id, e.g. api, apitest or a customer subdomain",
-    )
-    clientid: str = Field(min_length=1, description="LP client (company) code, e.g. wq55a")
-    username: str = Field(min_length=1)
-    password: SecretStr
-    appkey: SecretStr
-
-    @field_validator("password", "appkey")
-    @classmethod
-    def _not_blank(cls, v: SecretStr) -> SecretStr:
-        if not v.get_secret_value():
-            raise ValueError("must not be empty")
-        return v
-
-
-class LeadPerfectionSettings(BaseModel):
-    """Integration options: seed 001's push flags with its defaults, plus how to read LP."""
-
-    model_config = ConfigDict(extra="forbid")
-    timezone: str = Field(
-        default=DEFAULT_TIMEZONE,
-        description="IANA zone of LP's naive timestamps (the customer's wall clock)",
-    )
-    push_communications: bool = True
-    push_to_call_logs: bool = False
-    push_to_notes: bool = True
-    push_to_production_notes: bool = False
-    placeholder_emails: list[str] = Field(default_factory=list)
-    page_size: int = Field(default=500, ge=1, le=5000, description="GetLead PageSize")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
-
-    @field_validator("placeholder_emails")
-    @classmethod
-    def _normalise(cls, v: list[str]) -> list[str]:
-        return sorted({e for e in (normalize_email(x) for x in v) if e})
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -18,11 +18,11 @@ data"). Later syncs resume from each stream's stored ``continueFrom`` token.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel
 
 from connectors.errors import ConnectorError
 from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials, first_sync_from
@@ -40,56 +40,15 @@ from crmsync.providers.base import (
 )
 from crmsync.ratelimit import shared_budget
 from crmsync.settings import get_settings
+from models.integrations.servicetitan import (
+    PROD_API,
+    PROD_AUTH,
+    ServiceTitanCredentialsModel,
+    ServiceTitanSettings,
+)
 from models.mappings.servicetitan import map_job, map_membership
-from models.normalize import normalize_email, parse_timestamp
+from models.normalize import parse_timestamp
 from models.standard import MappedOpportunity, RejectedRecord
-
-NoteTarget = Literal["none", "job", "customer", "location"]
-OpportunityModel = Literal["job", "membership"]
-JobResource = Literal["appointments", "estimates"]
-PROD_API = "https://api.servicetitan.io"
-PROD_AUTH = "https://auth.servicetitan.io/connect/token"
-
-
-class ServiceTitanCredentialsModel(BaseModel):
-    """What an operator pastes from ServiceTitan's My Apps / API Application Access screens."""
-
-    model_config = ConfigDict(extra="forbid")
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr
-    app_key: SecretStr
-    tenant_id: str = Field(pattern=r"^\d+$", description="numeric ServiceTitan tenant id")
-
-    @field_validator("tenant_id", mode="before")
-    @classmethod
-    def _tenant_as_text(cls, v: object) -> object:
-        return str(v) if isinstance(v, int) else v
-
-
-class ServiceTitanSettings(BaseModel):
-    """Integration options of seed 002 ("Configuration Options"), with the seed's defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-    opportunity_models: list[OpportunityModel] = Field(
-        default_factory=lambda: list[OpportunityModel](["job"]), min_length=1
-    )
-    job_resources: list[JobResource] = Field(
-        default_factory=lambda: list[JobResource](["appointments", "estimates"])
-    )
-    placeholder_emails: list[str] = Field(default_factory=list)
-    push_outgoing_campaign_messages: NoteTarget = "none"
-    push_outgoing_campaign_messages_content: bool = False
-    push_incoming_messages: NoteTarget = "none"
-    push_incoming_messages_content: bool = False
-    push_outgoing_manual_messages: NoteTarget = "none"
-    push_outgoing_manual_messages_content: bool = False
-    push_campaign_events: NoteTarget = "none"
-
-    @field_validator("placeholder_emails")
-    @classmethod
-    def _normalise(cls, v: list[str]) -> list[str]:
-        return sorted({e for e in (normalize_email(x) for x in v) if e})
-
 
 _PUSH_CATEGORY: dict[str, tuple[str, str | None]] = {
     "outbound_campaign_message": (

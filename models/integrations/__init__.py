@@ -1,0 +1,1 @@
+"""Per-CRM integration settings and credentials: what a tenants file may say."""
