@@ -41,11 +41,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import orjson
 
 from connectors.errors import AuthError, BadRequestError, ResponseFormatError
 from connectors.http import CachedToken, CachedTokenProvider, HttpEngine, TokenCache
@@ -558,3 +559,89 @@ def _notes(value: object) -> list[Record]:
         elif isinstance(item, str):
             out.append({"notes": item})
     return out
+
+
+# -- the prospects stream's cursor: a window of GetLead pages --------------------------------------
+#
+# A compact JSON object ``{"v": 1, "start": S0, "end": S1, "next": N, "anchors": [cst_id, ...],
+# "done": L}``: ``start``/``end`` the UTC window a page belongs to; ``next`` the StartIndex of the
+# window's next page (null once the window is read); ``anchors`` the last cst_ids of the page
+# (the drift check of :meth:`LeadPerfectionClient.window_page`); ``done`` the end of the last
+# window read completely, which moves only when a page that completes a window commits.
+
+LOOKBACK = timedelta(minutes=20)
+"""Seed 001: records "updated within the last 20 minutes before the sync began"."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _parse(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("not a timestamp")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCursor:
+    """The LP stream's cursor (the JSON form is described above)."""
+
+    start: datetime
+    end: datetime
+    next_index: int | None
+    anchors: tuple[int, ...]
+    done: datetime | None
+
+    @property
+    def complete(self) -> bool:
+        return self.next_index is None
+
+    def dump(self) -> str:
+        return orjson.dumps(
+            {
+                "v": 1,
+                "start": _iso(self.start),
+                "end": _iso(self.end),
+                "next": self.next_index,
+                "anchors": list(self.anchors),
+                "done": _iso(self.done),
+            }
+        ).decode()
+
+    @classmethod
+    def load(cls, text: str | None) -> WindowCursor | None:
+        """The cursor, or None for none at all; raises ValueError for one that is not ours."""
+        if text is None:
+            return None
+        try:
+            raw = orjson.loads(text)
+            if not isinstance(raw, dict) or raw.get("v") != 1:
+                raise ValueError("unknown cursor version")
+            start, end = _parse(raw["start"]), _parse(raw["end"])
+            next_index = raw.get("next")
+            anchors = raw.get("anchors") or []
+            if start is None or end is None:
+                raise ValueError("window bounds missing")
+            if next_index is not None and (not isinstance(next_index, int) or next_index < 1):
+                raise ValueError("bad StartIndex")
+            if not all(isinstance(a, int) for a in anchors):
+                raise ValueError("bad anchors")
+            return cls(start, end, next_index, tuple(anchors), _parse(raw.get("done")))
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a LeadPerfection cursor: {exc}") from None
+
+
+def next_window(
+    done: datetime | None, started_at: datetime, first_sync_days: int = 90
+) -> tuple[datetime, datetime]:
+    """The window a run starting at ``started_at`` reads after the last complete one."""
+    end = started_at.astimezone(UTC).replace(microsecond=0)
+    if done is None:
+        return end - timedelta(days=first_sync_days), end
+    return min(end - LOOKBACK, done), end

@@ -60,8 +60,8 @@ from connectors.salesforce import (
     NOTE_TITLE_MAX,
     TASK_SUBJECT_MAX,
     SalesforceClient,
-    soql_datetime,
-    soql_quote,
+    encode_cursor,
+    modstamp_where,
 )
 from crmsync import compose
 from crmsync.compose import Record
@@ -163,42 +163,6 @@ def clear_clients() -> None:
     _clients.clear()
 
 
-# -- cursor --------------------------------------------------------------------------------------
-
-
-def encode_cursor(stamp: datetime, record_id: str, run: datetime) -> str:
-    return f"{soql_datetime(stamp)}|{record_id}|{run.isoformat()}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
-    """(SystemModstamp, Id, run start) of a stored cursor; ValueError when it is not ours."""
-    stamp_text, record_id, run = cursor.split("|", 2)
-    stamp = parse_timestamp(stamp_text)
-    if stamp is None or not record_id:
-        raise ValueError(f"not an improveit360 cursor: {cursor!r}")
-    return stamp, record_id, run
-
-
-def _where(
-    cursor: str | None, stream: str, started_at: datetime, overlap: int
-) -> tuple[str | None, tuple[datetime, str] | None]:
-    """The WHERE clause of the next page, and the exact (stamp, Id) it must start after."""
-    if cursor is None:
-        if stream != OPPORTUNITIES:
-            return None, None
-        since = started_at - timedelta(days=get_settings().first_sync_days)
-        return f"SystemModstamp >= {soql_datetime(since)}", None
-    stamp, record_id, run = decode_cursor(cursor)
-    if run == started_at.isoformat():
-        literal = soql_datetime(stamp)
-        return (
-            f"(SystemModstamp > {literal} OR "
-            f"(SystemModstamp = {literal} AND Id > {soql_quote(record_id)}))",
-            (stamp, record_id),
-        )
-    return f"SystemModstamp >= {soql_datetime(stamp - timedelta(seconds=overlap))}", None
-
-
 def stream_fields(ctx: IntegrationContext, stream: str) -> list[str]:
     """The fields a stream selects: every selectable field the describe lists, after checking
     that the ones the sync relies on exist (a clear error names the setting to fix)."""
@@ -271,7 +235,10 @@ class Improveit360Provider:
         settings = self._settings(ctx)
         sobject = _object_of(settings, stream)
         fields = stream_fields(ctx, stream)
-        where, after = _where(cursor.cursor, stream, started_at, settings.overlap_seconds)
+        since = (
+            started_at - timedelta(days=ctx.first_sync_days) if stream == OPPORTUNITIES else None
+        )
+        where, after = modstamp_where(cursor.cursor, started_at, since, settings.overlap_seconds)
         soql = (
             f"SELECT {', '.join(fields)} FROM {sobject}"
             + (f" WHERE {where}" if where else "")

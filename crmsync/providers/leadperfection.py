@@ -40,12 +40,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import httpx
-import orjson
 import psycopg
 from pydantic import BaseModel
 
@@ -54,10 +53,13 @@ from connectors.leadperfection import (
     ADD_CALL_HISTORY,
     ADD_INSTALLER_JOB_NOTES,
     ADD_NOTES,
+    LOOKBACK,
     WRITE_OK,
     LeadPerfectionClient,
     LeadPerfectionCredentials,
+    WindowCursor,
     format_lp_datetime,
+    next_window,
 )
 from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
@@ -94,80 +96,6 @@ __all__ = [
 logger = logging.getLogger("crmsync.providers.leadperfection")
 
 STREAM = "prospects"
-LOOKBACK = timedelta(minutes=20)
-"""Seed 001: records "updated within the last 20 minutes before the sync began"."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def _parse(value: object) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError("not a timestamp")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("naive timestamp")
-    return parsed.astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class WindowCursor:
-    """The LP stream's cursor (see the module docstring for the JSON form)."""
-
-    start: datetime
-    end: datetime
-    next_index: int | None
-    anchors: tuple[int, ...]
-    done: datetime | None
-
-    @property
-    def complete(self) -> bool:
-        return self.next_index is None
-
-    def dump(self) -> str:
-        return orjson.dumps(
-            {
-                "v": 1,
-                "start": _iso(self.start),
-                "end": _iso(self.end),
-                "next": self.next_index,
-                "anchors": list(self.anchors),
-                "done": _iso(self.done),
-            }
-        ).decode()
-
-    @classmethod
-    def load(cls, text: str | None) -> WindowCursor | None:
-        """The cursor, or None for none at all; raises ValueError for one that is not ours."""
-        if text is None:
-            return None
-        try:
-            raw = orjson.loads(text)
-            if not isinstance(raw, dict) or raw.get("v") != 1:
-                raise ValueError("unknown cursor version")
-            start, end = _parse(raw["start"]), _parse(raw["end"])
-            next_index = raw.get("next")
-            anchors = raw.get("anchors") or []
-            if start is None or end is None:
-                raise ValueError("window bounds missing")
-            if next_index is not None and (not isinstance(next_index, int) or next_index < 1):
-                raise ValueError("bad StartIndex")
-            if not all(isinstance(a, int) for a in anchors):
-                raise ValueError("bad anchors")
-            return cls(start, end, next_index, tuple(anchors), _parse(raw.get("done")))
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"not a LeadPerfection cursor: {exc}") from None
-
-
-def next_window(done: datetime | None, started_at: datetime) -> tuple[datetime, datetime]:
-    """The window a run starting at ``started_at`` reads after the last complete one."""
-    end = started_at.astimezone(UTC).replace(microsecond=0)
-    if done is None:
-        return end - timedelta(days=get_settings().first_sync_days), end
-    return min(end - LOOKBACK, done), end
 
 
 _clients: ClientCache[LeadPerfectionClient] = ClientCache()
@@ -239,7 +167,7 @@ class LeadPerfectionProvider:
         anchors: tuple[int, ...] = ()
         if state is None or state.complete:
             done = state.done if state is not None else None
-            start, end = next_window(done, started_at)
+            start, end = next_window(done, started_at, ctx.first_sync_days)
             index = 1
         else:
             start, end, done = state.start, state.end, state.done

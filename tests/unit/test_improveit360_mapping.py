@@ -12,12 +12,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from crmsync.providers.improveit360 import (
-    Improveit360CredentialsModel,
-    Improveit360Settings,
-    decode_cursor,
-    encode_cursor,
-)
+from connectors.salesforce import decode_cursor, encode_cursor
+from crmsync.providers.improveit360 import Improveit360CredentialsModel, Improveit360Settings
 from models.mappings.improveit360 import (
     MODEL,
     PLACEHOLDER_EMAIL_DETAIL,
