@@ -24,19 +24,15 @@ response carries ``Sforce-Limit-Info: api-usage=n/limit``. Updates and deletes o
 not emulated (405): the product only reads and creates; tests change data with
 ``SalesforceEmulatorState.upsert``.
 
-Faults (:meth:`SalesforceEmulatorState.arm_fault`) are applied by an outer ASGI middleware, so
-they hit the token endpoint as well as the data API; ``drop_connection`` closes the TCP
-connection without an answer when served by :func:`sandbox.salesforce.server.run_emulator`
-(which exposes the transport), or raises ``ConnectionResetError`` in-process.
+Faults (:meth:`SalesforceEmulatorState.arm_fault`) are applied by the kit's middleware, so they
+hit the token endpoint as well as the data API; ``drop_connection`` closes the TCP connection
+without an answer when served by :func:`sandbox.salesforce.server.run_emulator` (the kit's server
+exposes the transport), or raises ``ConnectionResetError`` in-process.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import re
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -47,23 +43,17 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from sandbox.salesforce.state import Fault, SalesforceEmulatorState, SfApiError
+from sandbox.kit import EmulatorMiddleware, Fault, control_routes
+from sandbox.salesforce.state import RequestRecord, SalesforceEmulatorState, SfApiError
 
-__all__ = ["CURRENT_TRANSPORT", "LATEST_API_VERSION", "MIN_API_VERSION", "create_app"]
+__all__ = ["LATEST_API_VERSION", "MIN_API_VERSION", "create_app"]
 
 MIN_API_VERSION = 50
 LATEST_API_VERSION = 66
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _VERSION_RE = re.compile(r"^v(\d{2,3})\.0$")
-_CREATE_RE = re.compile(r"^/services/data/v\d+\.0/sobjects/[^/]+/?$")
-_DEFAULT_STORE_TIMEOUT_MS = 60_000
-
-# Set per connection by the uvicorn protocol in server.py, so drop_connection can close it.
-CURRENT_TRANSPORT: contextvars.ContextVar[asyncio.Transport | None] = contextvars.ContextVar(
-    "salesforce_emulator_transport", default=None
-)
 
 
 class _Json(Response):
@@ -310,10 +300,19 @@ def create_app(state: SalesforceEmulatorState) -> Starlette:
         *both(f"{data}/sobjects/{{sobject}}/describe", api(describe)),
         *both(f"{data}/sobjects/{{sobject}}/{{record_id}}", api(record)),
         Route("/services/data/{rest:path}", api(unknown_data_resource), methods=_ALL_METHODS),
+        *control_routes(state, armed_status=201),
         Route("/__emulator/{rest:path}", control, methods=_ALL_METHODS),
         Route("/{rest:path}", unknown, methods=_ALL_METHODS),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_FaultMiddleware, state=state)])
+    middleware = Middleware(
+        EmulatorMiddleware,
+        core=state,
+        answer=lambda fault, scope: _fault_answer(fault, state, scope),
+        expire=state.expire_sessions,
+        entry_type=RequestRecord,
+        on_response=_log_details,
+    )
+    app = Starlette(routes=routes, middleware=[middleware])
     app.state.emulator = state
     return app
 
@@ -347,25 +346,6 @@ async def _control(state: SalesforceEmulatorState, request: Request) -> Response
     head = parts[0] if parts else ""
     if head == "health":
         return _Json({"ok": True})
-    if head == "faults":
-        if method == "POST":
-            body = await _json_body(request)
-            kind = body.pop("kind")
-            return _Json(state.arm_fault(kind, **body), status_code=201)
-        if method == "DELETE":
-            state.clear_faults()
-            return _Json({"cleared": True})
-        return _Json(state.faults)
-    if head == "clock":
-        if method == "POST":
-            body = await _json_body(request)
-            state.advance_clock(float(body.get("seconds", 0)))
-        return _Json({"now": state.now().isoformat().replace("+00:00", "Z")})
-    if head == "requests":
-        if method == "DELETE":
-            state.clear_requests()
-            return _Json({"cleared": True})
-        return _Json(state.requests)
     if head == "stats":
         return _Json(state.stats())
     if head == "sessions" and method == "POST":
@@ -404,160 +384,6 @@ _STATUS_BODIES = {
 }
 
 
-class _FaultMiddleware:
-    """Applies armed faults before the app sees a request and logs every non-control request."""
-
-    def __init__(self, app: ASGIApp, state: SalesforceEmulatorState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/__emulator"):
-            await self.app(scope, receive, send)
-            return
-        state = self.state
-        method: str = scope["method"]
-        path: str = scope["path"]
-        started = time.monotonic()
-        scope.setdefault("state", {})
-        entry: dict[str, Any] = {
-            "at": state.now().isoformat().replace("+00:00", "Z"),
-            "method": method,
-            "path": path,
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "status": None,
-            "org_id": None,
-            "faults": [],
-        }
-        status_box: dict[str, int] = {}
-
-        async def send_logged(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_box["status"] = message["status"]
-            await send(message)
-
-        faults = state.take_faults(
-            method, path, is_create=method == "POST" and bool(_CREATE_RE.match(path))
-        )
-        buffered: list[Message] = []
-        hold_after_store: Fault | None = None
-        try:
-            for fault in faults:
-                entry["faults"].append(fault.kind)
-                if fault.kind == "latency":
-                    if await _pause(
-                        (fault.latency_ms or 1000) / 1000, receive, buffered, state.release_event
-                    ):
-                        entry["status"] = "client_disconnected"
-                        return
-                elif fault.kind == "expire_session":
-                    state.expire_sessions()
-                elif fault.kind == "status":
-                    await _fault_response(send_logged, fault, state, scope)
-                    return
-                elif fault.kind == "request_limit_exceeded":
-                    exc = SfApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-                    await _send_json(send_logged, 403, exc.body(), _limit_headers(state, scope))
-                    return
-                elif fault.kind == "drop_connection":
-                    entry["status"] = "dropped"
-                    await _drop(receive)
-                    return
-                elif fault.kind == "timeout_after_store":
-                    hold_after_store = fault
-
-            replay = _replaying(buffered, receive)
-            if hold_after_store is None:
-                await self.app(scope, replay, send_logged)
-                return
-            held: list[Message] = []
-
-            async def hold(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    status_box["status"] = message["status"]
-                held.append(message)
-
-            await self.app(scope, replay, hold)
-            wait_s = (hold_after_store.latency_ms or _DEFAULT_STORE_TIMEOUT_MS) / 1000
-            if await _pause(wait_s, receive, [], state.release_event):
-                entry["status"] = "client_disconnected"
-                return
-            for message in held:
-                await send(message)
-        finally:
-            if entry["status"] is None:
-                entry["status"] = status_box.get("status")
-            app_state = scope.get("state") or {}
-            entry["org_id"] = app_state.get("org_id")
-            if "logged_body" in app_state:
-                entry["body"] = app_state["logged_body"]
-            if "soql" in app_state:
-                entry["soql"] = app_state["soql"]
-            if "created_id" in app_state:
-                entry["created_id"] = app_state["created_id"]
-            entry["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
-            state.log_request(entry)
-
-
-def _replaying(buffered: list[Message], receive: Receive) -> Receive:
-    async def replay() -> Message:
-        if buffered:
-            return buffered.pop(0)
-        return await receive()
-
-    return replay
-
-
-async def _pause(
-    seconds: float, receive: Receive, buffered: list[Message], release: threading.Event
-) -> bool:
-    """Sleep, but stop early when the client disconnects (returns True then) or on ``release``.
-
-    Request body messages that arrive meanwhile go to ``buffered`` for the app to replay.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    body_done = any(not m.get("more_body", False) for m in buffered)
-    pending: asyncio.Future[Message] | None = None
-    try:
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0 or release.is_set():
-                return False
-            if pending is None:
-                pending = asyncio.ensure_future(receive())
-            done, _ = await asyncio.wait({pending}, timeout=min(remaining, 0.05))
-            if not done:
-                continue
-            message = pending.result()
-            pending = None
-            if message["type"] == "http.disconnect":
-                return True
-            if not body_done:
-                buffered.append(message)
-                body_done = not message.get("more_body", False)
-    finally:
-        if pending is not None:
-            pending.cancel()
-
-
-async def _drop(receive: Receive) -> None:
-    transport = CURRENT_TRANSPORT.get()
-    if transport is None:
-        raise ConnectionResetError("emulated drop_connection")
-    transport.close()
-    # Wait for uvicorn to notice, so it does not try to answer on the closed connection.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 2.0
-    while loop.time() < deadline:
-        try:
-            message = await asyncio.wait_for(receive(), deadline - loop.time())
-        except TimeoutError:
-            return
-        if message["type"] == "http.disconnect":
-            return
-
-
 def _limit_headers(state: SalesforceEmulatorState, scope: Scope) -> dict[str, str]:
     auth = None
     for key, value in scope.get("headers", []):
@@ -570,23 +396,20 @@ def _limit_headers(state: SalesforceEmulatorState, scope: Scope) -> dict[str, st
     return {"Sforce-Limit-Info": state.limit_info(org_id)}
 
 
-async def _fault_response(
-    send: Send, fault: Fault, state: SalesforceEmulatorState, scope: Scope
-) -> None:
+def _fault_answer(fault: Fault, state: SalesforceEmulatorState, scope: Scope) -> Response:
+    if fault.kind == "request_limit_exceeded":
+        exc = SfApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        return _Json(exc.body(), status_code=403, headers=_limit_headers(state, scope))
     status = fault.status or 503
     code, message = _STATUS_BODIES.get(status, ("UNKNOWN_EXCEPTION", f"HTTP {status}"))
-    headers: dict[str, str] = {}
-    if fault.retry_after is not None:
-        headers["Retry-After"] = str(int(fault.retry_after))
-    await _send_json(send, status, [{"message": message, "errorCode": code}], headers)
+    headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
+    return _Json([{"message": message, "errorCode": code}], status_code=status, headers=headers)
 
 
-async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
-    payload = orjson.dumps(body)
-    raw_headers = [
-        (b"content-type", b"application/json;charset=UTF-8"),
-        (b"content-length", str(len(payload)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
+def _log_details(scope: Scope, entry: RequestRecord) -> None:
+    """What the handlers noted on ``request.state``: org, grant type or created body, SOQL."""
+    noted = scope.get("state") or {}
+    entry.org_id = noted.get("org_id")
+    entry.body = noted.get("logged_body")
+    entry.soql = noted.get("soql")
+    entry.created_id = noted.get("created_id")

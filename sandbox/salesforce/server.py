@@ -2,59 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-from sandbox.salesforce.app import CURRENT_TRANSPORT, create_app
+from sandbox import kit
+from sandbox.salesforce.app import create_app
 from sandbox.salesforce.state import OrgSpec, SalesforceEmulatorState
 
-__all__ = [
-    "RunningEmulator",
-    "TransportExposingH11",
-    "run_emulator",
-    "serve_forever",
-    "uvicorn_config",
-]
-
-
-class TransportExposingH11(H11Protocol):
-    """uvicorn's h11 protocol, publishing each connection's transport to the app.
-
-    ASGI gives an app no way to close a connection without answering; ``drop_connection``
-    needs exactly that, to look like a proxy or server that died mid-request.
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        inner = self.app
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            CURRENT_TRANSPORT.set(transport)
-            await inner(scope, receive, send)
-
-        self.app = app
-
-
-def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=TransportExposingH11,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
+__all__ = ["RunningEmulator", "run_emulator", "serve_forever"]
 
 
 class _SwitchableApp:
@@ -73,24 +30,25 @@ class _SwitchableApp:
         await self.app(scope, receive, send)
 
 
-class RunningEmulator:
+class RunningEmulator(kit.ServedApp):
     """A served emulator: ``url`` is both the login URL and the orgs' ``instance_url``."""
 
     def __init__(
         self,
-        url: str,
-        host: str,
-        port: int,
         switch: _SwitchableApp,
         specs: Sequence[OrgSpec],
         state_kwargs: dict[str, Any],
+        **options: Any,
     ) -> None:
-        self.url = url
-        self.host = host
-        self.port = port
         self._switch = switch
         self._specs = list(specs)
         self._state_kwargs = state_kwargs
+        super().__init__(
+            switch,
+            name="salesforce-emulator",
+            on_stop=lambda: switch.state.release_held_requests(),
+            **options,
+        )
 
     @property
     def state(self) -> SalesforceEmulatorState:
@@ -142,40 +100,18 @@ def run_emulator(
     }
     if state is None:
         state = SalesforceEmulatorState(spec_list, **state_kwargs)
-    switch = _SwitchableApp(state)
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
-    # without it every response waits ~40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(switch, host=host, port=bound_port))
-    thread = threading.Thread(
-        target=server.run,
-        kwargs={"sockets": [sock]},
-        name=f"salesforce-emulator-{bound_port}",
-        daemon=True,
+    running = RunningEmulator(
+        _SwitchableApp(state),
+        spec_list,
+        state_kwargs,
+        host=host,
+        port=port,
+        startup_timeout=startup_timeout,
     )
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("the Salesforce emulator did not start")
-        time.sleep(0.005)
     try:
-        yield RunningEmulator(
-            f"http://{host}:{bound_port}", host, bound_port, switch, spec_list, state_kwargs
-        )
+        yield running
     finally:
-        switch.state.release_held_requests()
-        server.should_exit = True
-        thread.join(timeout=5)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout=2)
-        sock.close()
+        running.stop()
 
 
 def serve_forever(
@@ -183,4 +119,4 @@ def serve_forever(
 ) -> None:
     """Serve in the foreground (``python -m sandbox.salesforce``) until interrupted."""
     state = SalesforceEmulatorState(specs, batch_size=batch_size)
-    uvicorn.Server(uvicorn_config(create_app(state), host=host, port=port)).run()
+    kit.serve_forever(create_app(state), host=host, port=port)

@@ -1,4 +1,5 @@
-"""State of the emulated Salesforce orgs: records, sessions, limits, query cursors, faults, clock.
+"""State of the emulated Salesforce orgs: records, sessions, limits and query cursors, plus the
+kit's clock, faults and request log.
 
 Everything the HTTP layer (:mod:`sandbox.salesforce.app`) does goes through
 :class:`SalesforceEmulatorState`, and so can the tests: its public methods are also served as
@@ -26,20 +27,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
-import random
 import re
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from sandbox.kit import (
+    ANSWER,
+    DROP,
+    EXPIRE,
+    HOLD,
+    LATENCY,
+    Clock,
+    EmulatorCore,
+    FaultBook,
+    LoggedRequest,
+    RequestLog,
+    TokenStore,
+    bearer_token,
+)
 from sandbox.salesforce.data import Record, format_datetime, generate_org_records
 from sandbox.salesforce.schema import (
     DEFAULT_NAMESPACE,
@@ -56,29 +68,23 @@ from sandbox.salesforce.soql import CompiledQuery, SoqlError, compile_query, par
 
 __all__ = [
     "FAULT_KINDS",
-    "Fault",
     "OrgSpec",
+    "RequestRecord",
     "SalesforceEmulatorState",
     "SfApiError",
 ]
 
-FAULT_KINDS = (
-    "status",
-    "latency",
-    "drop_connection",
-    "expire_session",
-    "request_limit_exceeded",
-    "timeout_after_store",
-)
+_KINDS = {
+    "status": ANSWER,
+    "latency": LATENCY,
+    "drop_connection": DROP,
+    "expire_session": EXPIRE,
+    "request_limit_exceeded": ANSWER,
+    "timeout_after_store": HOLD,
+}
+FAULT_KINDS = tuple(_KINDS)
+_CREATE_RE = re.compile(r"^/services/data/v\d+\.0/sobjects/[^/]+/?$")
 _LOCATOR_TTL_S = 15 * 60
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET = _Unset()
 _DAY_S = 86_400
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DT_INPUT_RE = re.compile(
@@ -131,37 +137,14 @@ class SfApiError(Exception):
 
 
 @dataclass
-class Fault:
-    """An armed fault. ``times=None`` means unlimited; ``rate`` fires on that share of matches."""
+class RequestRecord(LoggedRequest):
+    """One request as received; `body` only for token grants (the grant type) and creates."""
 
-    id: int
-    kind: str
-    route: str = "*"
-    times: int | None = 1
-    rate: float | None = None
-    status: int | None = None
-    retry_after: float | None = None
-    latency_ms: int | None = None
-    fired: int = 0
+    org_id: str | None = None
+    soql: str | None = None
+    created_id: str | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        route = self.route
-        if " " in route:
-            want_method, route = route.split(" ", 1)
-            if want_method.upper() != method.upper():
-                return False
-        return fnmatch.fnmatchcase(path, route)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Session:
-    token: str
-    org_id: str
-    user_id: str
-    last_used: float
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("body", "soql", "created_id")
 
 
 @dataclass
@@ -208,12 +191,20 @@ class _Org:
         return self.by_id.get(record_id)
 
 
-class SalesforceEmulatorState:
+class SalesforceEmulatorState(EmulatorCore[RequestRecord]):
     """All orgs of one emulator instance, plus its clock, faults and request log.
 
     ``start_time`` anchors both the emulator clock and the generated data (default: now, to
     the second); the same specs and ``start_time`` give identical records. The clock then
     runs with wall time, plus whatever :meth:`advance_clock` added.
+
+    Fault kinds (:meth:`arm_fault`): ``status`` (default 503; 429 only as a generic robustness
+    test, Salesforce itself answers limits with 403), ``latency`` (default 1 s),
+    ``drop_connection`` (close the connection without an answer), ``expire_session`` (end every
+    session, then handle the request), ``request_limit_exceeded`` (403 REQUEST_LIMIT_EXCEEDED),
+    ``timeout_after_store`` (only on creates: the record is stored, then the answer is held
+    ``latency_ms``, default 60 s, until the client gives up or :meth:`release_held_requests`).
+    Unlike the other emulators, ``route="*"`` includes the token endpoint.
     """
 
     def __init__(
@@ -233,10 +224,18 @@ class SalesforceEmulatorState:
         if start.tzinfo is None:
             raise ValueError("start_time must be timezone-aware")
         self._start_epoch = int(start.timestamp())
-        self._mono0 = time.monotonic()
-        self._offset = 0.0
-        self._frozen = freeze_clock
-        self.release_event = threading.Event()
+        self.clock = Clock(datetime.fromtimestamp(self._start_epoch, UTC), frozen=freeze_clock)
+        self.tokens: TokenStore[tuple[str, str]] = TokenStore(self.clock)
+        self.fault_book = FaultBook(
+            _KINDS,
+            seed=fault_seed,
+            stores=lambda method, path: method == "POST" and bool(_CREATE_RE.match(path)),
+            default_status=503,
+            default_latency_ms=1000,
+            default_hold_ms=60_000,
+            retry_after_429=None,
+        )
+        self.request_log: RequestLog[RequestRecord] = RequestLog(None)
         self.batch_size = batch_size
         self.max_open_cursors = max_open_cursors
         self._orgs: dict[str, _Org] = {}
@@ -245,30 +244,16 @@ class SalesforceEmulatorState:
                 raise ValueError(f"duplicate org_id {spec.org_id}")
             schema = spec.schema or build_schema(spec.namespace)
             self._orgs[spec.org_id] = _Org(spec, schema, self._start_epoch)
-        self._sessions: dict[str, _Session] = {}
-        self._faults: list[Fault] = []
-        self._fault_seq = 0
-        self._fault_rng = random.Random(fault_seed)
-        self._requests: list[dict[str, Any]] = []
-        self._faults_fired = 0
         self._created: dict[str, int] = {}
 
     # -- clock ---------------------------------------------------------------------------------
 
-    def now_epoch(self) -> float:
-        elapsed = 0.0 if self._frozen else time.monotonic() - self._mono0
-        return self._start_epoch + elapsed + self._offset
-
     def now(self) -> datetime:
-        return datetime.fromtimestamp(int(self.now_epoch()), UTC)
+        """To the second, as Salesforce stores datetimes."""
+        return super().now().replace(microsecond=0)
 
-    def advance_clock(self, seconds: float) -> datetime:
-        """Move the emulator clock forward (session idle timeouts, new modification stamps)."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            self._offset += seconds
-        return self.now()
+    def timestamp(self) -> str:
+        return self.now().isoformat().replace("+00:00", "Z")
 
     # -- orgs and records ----------------------------------------------------------------------
 
@@ -370,126 +355,24 @@ class SalesforceEmulatorState:
 
     def expire_sessions(self, org_id: str | None = None) -> int:
         """Invalidate every session (of one org, or all); returns how many ended."""
-        with self._lock:
-            doomed = [t for t, s in self._sessions.items() if org_id is None or s.org_id == org_id]
-            for t in doomed:
-                del self._sessions[t]
-            return len(doomed)
+        return self.tokens.expire_all(None if org_id is None else lambda grant: grant[0] == org_id)
 
     def revoke_refresh_tokens(self, org_id: str) -> None:
         """Revoke the org's refresh tokens (the customer disconnected the app)."""
         with self._lock:
             self._org(org_id).refresh_tokens.clear()
 
-    # -- faults --------------------------------------------------------------------------------
-
-    def arm_fault(
-        self,
-        kind: str,
-        *,
-        route: str = "*",
-        times: int | _Unset | None = UNSET,
-        rate: float | None = None,
-        status: int | None = None,
-        retry_after: float | None = None,
-        latency_ms: int | None = None,
-    ) -> dict[str, Any]:
-        """Arm a fault on requests whose path matches the glob ``route`` (``"POST /x/*"`` also
-        matches the method). ``times`` defaults to 1, or unlimited when ``rate`` is set.
-
-        Kinds: ``status`` (default 503; 429 only as a generic robustness test, Salesforce itself
-        answers limits with 403), ``latency``, ``drop_connection`` (close the connection without
-        an answer), ``expire_session`` (end every session, then handle the request),
-        ``request_limit_exceeded`` (403 REQUEST_LIMIT_EXCEEDED), ``timeout_after_store`` (only on
-        creates: the record is stored, then the answer is held ``latency_ms``, default 60 s,
-        until the client gives up, or until :meth:`release_held_requests`).
-        """
-        if isinstance(times, _Unset):
-            times = None if rate is not None else 1
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if rate is not None and not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be within 0..1")
-        if times is not None and times < 1:
-            raise ValueError("times must be at least 1, or None for unlimited")
-        with self._lock:
-            self._fault_seq += 1
-            fault = Fault(
-                self._fault_seq,
-                kind,
-                route,
-                times,
-                rate,
-                status if status is not None else (503 if kind == "status" else None),
-                retry_after,
-                latency_ms,
-            )
-            self._faults.append(fault)
-            return fault.to_dict()
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def release_held_requests(self) -> None:
-        """End every ``latency``/``timeout_after_store`` wait now (the server is stopping)."""
-        self.release_event.set()
-
-    @property
-    def faults(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [f.to_dict() for f in self._faults]
-
-    def take_faults(self, method: str, path: str, *, is_create: bool) -> list[Fault]:
-        """The faults that fire on this request, consuming their ``times``."""
-        fired: list[Fault] = []
-        with self._lock:
-            for fault in list(self._faults):
-                if fault.kind == "timeout_after_store" and not is_create:
-                    continue
-                if not fault.matches(method, path):
-                    continue
-                if fault.rate is not None and self._fault_rng.random() >= fault.rate:
-                    continue
-                fault.fired += 1
-                self._faults_fired += 1
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                fired.append(fault)
-        return fired
-
-    # -- request log ---------------------------------------------------------------------------
-
-    def log_request(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            entry["seq"] = len(self._requests) + 1
-            self._requests.append(entry)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """Requests received (control API excluded), oldest first; no credentials in them."""
-        with self._lock:
-            return [dict(e) for e in self._requests]
-
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+    # -- stats -------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            by_status: dict[str, int] = {}
-            for e in self._requests:
-                key = str(e.get("status"))
-                by_status[key] = by_status.get(key, 0) + 1
             return {
-                "requests": len(self._requests),
-                "by_status": by_status,
-                "faults_fired": self._faults_fired,
-                "faults_armed": len(self._faults),
+                "requests": len(self.request_log),
+                "by_status": self.request_log.tally("status"),
+                "faults_fired": sum(self.fault_book.fired.values()),
+                "faults_armed": len(self.faults()),
                 "created": dict(self._created),
-                "sessions": len(self._sessions),
+                "sessions": len(self.tokens),
                 "api_usage": {
                     oid: {"used": o.api_used, "limit": o.spec.daily_limit}
                     for oid, o in self._orgs.items()
@@ -534,7 +417,8 @@ class SalesforceEmulatorState:
                     return 400, _oauth_error("invalid_grant", "authentication failure"), oid
             access = f"{org.spec.org_id[:15]}!AQ{secrets.token_urlsafe(72).replace('-', '.')}"
             now = self.now_epoch()
-            self._sessions[access] = _Session(access, org.spec.org_id, org.api_user_id, now)
+            session = (org.spec.org_id, org.api_user_id)
+            self.tokens.issue(session, idle_s=org.spec.session_timeout_s, token=access)
             issued_at = str(int(now * 1000))
             identity = f"{base_url}/id/{org.spec.org_id}/{org.api_user_id}"
             signature = base64.b64encode(
@@ -562,7 +446,7 @@ class SalesforceEmulatorState:
     def revoke_token(self, token: str) -> bool:
         """``POST /services/oauth2/revoke``: end a session or revoke a refresh token."""
         with self._lock:
-            if self._sessions.pop(token, None) is not None:
+            if self.tokens.revoke(token):
                 return True
             for org in self._orgs.values():
                 if token in org.refresh_tokens:
@@ -573,26 +457,15 @@ class SalesforceEmulatorState:
 
     def org_for_authorization(self, authorization: str | None) -> str | None:
         """The org a bearer token belongs to, without touching the session (for headers)."""
-        token = _bearer(authorization)
-        with self._lock:
-            session = self._sessions.get(token) if token else None
-            return session.org_id if session else None
+        grant = self.tokens.grant(_bearer(authorization), touch=False)
+        return grant[0] if grant else None
 
     def authenticate(self, authorization: str | None) -> tuple[str, str]:
         """(org id, user id) of a live session, refreshing its idle timer; else 401."""
-        token = _bearer(authorization)
-        with self._lock:
-            session = self._sessions.get(token) if token else None
-            now = self.now_epoch()
-            if session is not None:
-                org = self._orgs[session.org_id]
-                if now - session.last_used > org.spec.session_timeout_s:
-                    del self._sessions[session.token]
-                    session = None
-            if session is None:
-                raise SfApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-            session.last_used = now
-            return session.org_id, session.user_id
+        grant = self.tokens.grant(_bearer(authorization))
+        if grant is None:
+            raise SfApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        return grant
 
     def count_api_call(self, org_id: str) -> None:
         """Count one API request against the daily allocation; 403 once it is used up."""
@@ -900,12 +773,7 @@ class SalesforceEmulatorState:
 
 
 def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() not in ("bearer", "oauth") or not token.strip():
-        return None
-    return token.strip()
+    return bearer_token(authorization, ("bearer", "oauth"))
 
 
 def _oauth_error(error: str, description: str) -> dict[str, str]:
