@@ -73,7 +73,6 @@ class Link:
     on: Key = "id"
     many: bool = True
     via: str | None = None
-    live: Callable[[Record], bool] | None = None
     fetch_missing: bool = False
 
 
@@ -256,7 +255,7 @@ def _compose(
                 continue
             match = root_res.key(link.on, rec)
             found = placed.by_link[link.name].get(match, {}) if match else {}
-            items = [r for r in found.values() if link.live is None or link.live(r)]
+            items = list(found.values())
             related[link.name] = items if link.many else (items[-1] if items else None)
         for link in nested:
             parents = placed.by_link[link.via or ""]

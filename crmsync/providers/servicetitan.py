@@ -274,11 +274,6 @@ def _modified(rec: Record) -> datetime | None:
     return parse_timestamp(rec.get("modifiedOn"))
 
 
-def _live(rec: Record) -> bool:
-    """Exports carry deleted records with ``active: false``."""
-    return rec.get("active", True) is not False
-
-
 RESOURCES: dict[str, compose.Resource] = {
     "customers": compose.Resource("customers", _id, _modified, customer=_id),
     "customer_contacts": compose.Resource("customer_contacts", _id, _modified, _customer),
@@ -288,16 +283,16 @@ RESOURCES: dict[str, compose.Resource] = {
     "memberships": compose.Resource("memberships", _id, _modified, _customer),
 }
 _CUSTOMER = compose.Link("customer", "customers", key="id", on="customer", many=False)
-_CONTACTS = compose.Link("contacts", "customer_contacts", key="customer", on="customer", live=_live)
+_CONTACTS = compose.Link("contacts", "customer_contacts", key="customer", on="customer")
 
 
 def record_graph(settings: ServiceTitanSettings) -> compose.RecordGraph:
     """A Job opportunity: the job, its customer and the customer's contacts, plus the optional
-    Job resources selected; a Membership opportunity: the membership, customer and contacts."""
+    Job resources selected; a Membership opportunity: the membership, customer and contacts.
+    Deleted records (exports carry them with ``active: false``) reach the mapping, which leaves
+    them out of the details but remembers their change stamps (see crmsync.merge)."""
     placeholders = frozenset(settings.placeholder_emails)
-    children = tuple(
-        compose.Link(r, r, key="parent", on="id", live=_live) for r in settings.job_resources
-    )
+    children = tuple(compose.Link(r, r, key="parent", on="id") for r in settings.job_resources)
 
     def job(rec: Record, rel: compose.Related) -> MappedOpportunity:
         return map_job(
