@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/proof_scale.py --tenants 1000 --jobs 20      # make proof runs this
 
-Self-contained: starts its own production-like stack (``crmsync.stack.up``: ``prefect server`` on
+Self-contained: starts its own production-like stack (``ops.stack.up``: ``prefect server`` on
 its own PostgreSQL database, a process work pool with ``--workers`` workers, ``prefect deploy
 --all``) against a fresh hub database, one ServiceTitan emulator holding every tenant, then starts
 ``sync-all-tenants`` as a deployment run exactly as the 15-minute schedule would (schedules are
@@ -105,7 +105,7 @@ def main() -> None:
 
     import psycopg
 
-    from crmsync import stack
+    from ops import stack
 
     admin = admin_url()
     prefect_db = "crmsync_prefect_proof"
@@ -176,14 +176,35 @@ def main() -> None:
                 "batch_size": batch,
                 "max_concurrency": args.concurrency,
             }
+            log = DATA_DIR / "stack" / "server.log"
+            log_start = log.stat().st_size if log.exists() else 0
             with temporary_settings(updates={PREFECT_API_URL: state["local_api_url"]}):
                 run, wall = asyncio.run(run_cycle(parameters, args.timeout))
+                objects = asyncio.run(prefect_objects(run.id))
+                sweep = asyncio.run(idle_push_sweep(args.timeout))
+            dropped = (
+                log.read_bytes()[log_start:].count(b"Subscription queue is full")
+                if log.exists()
+                else 0
+            )
             cpu = {
                 "server": cpu_seconds(server["pid"]) - cpu0["server"],
                 "workers": sum(cpu_seconds(w["pid"]) for w in workers) - cpu0["workers"],
                 "emulator": cpu_seconds(emu.pid) - cpu0["emulator"],
             }
             report(args, batch, run, wall, cpu)
+            print(
+                f"Prefect objects of the cycle: {objects['flow_runs']} flow runs "
+                f"({objects['tenant_runs']} sync-tenant), {objects['task_runs']} task runs = "
+                f"{objects['task_runs'] / max(1, objects['tenant_runs']):.2f} per tenant run "
+                f"(goal <= 6: {objects['by_name']}); server log 'Subscription queue is full' "
+                f"warnings: {dropped} (goal 0)"
+            )
+            print(
+                f"idle push sweep over {args.tenants} tenants with nothing due: 1 flow run, "
+                f"{sweep['subflows']} subflows, {sweep['task_runs']} task runs, "
+                f"{sweep['seconds']:.1f} s (goal: <= 1 flow run per minute in total)"
+            )
         finally:
             emu.terminate()
             emu.wait(10)
@@ -195,6 +216,65 @@ def main() -> None:
             db.engine().dispose()
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)')
+
+
+STEPS = ("authenticate", "fetch-modified", "map-", "merge-opportunity", "push-activity")
+
+
+async def prefect_objects(round_id: Any) -> dict[str, Any]:
+    """Flow runs and task runs the cycle created (this proof's Prefect database is fresh), read
+    back from the API's count endpoints once the server has recorded them (task runs arrive as
+    events, after the flow runs end)."""
+    from prefect import get_client
+
+    async with get_client() as client:
+
+        async def count(kind: str, like: str | None = None) -> int:
+            body = {kind: {"name": {"like_": like}}} if like else {}
+            response = await client._client.post(f"/{kind}/count", json=body)
+            response.raise_for_status()
+            return int(response.json())
+
+        previous = -1
+        for _ in range(60):
+            total = await count("task_runs")
+            if total == previous:
+                break
+            previous = total
+            await asyncio.sleep(2)
+        by_step = {step.rstrip("-"): await count("task_runs", step) for step in STEPS}
+        return {
+            "flow_runs": await count("flow_runs"),
+            "tenant_runs": await count("flow_runs", "sync-tenant-"),
+            "task_runs": sum(by_step.values()),
+            "by_name": by_step,
+        }
+
+
+async def idle_push_sweep(timeout: float) -> dict[str, Any]:
+    """One push-pending deployment run over the fleet, which has nothing to push."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
+    from prefect.deployments import run_deployment
+
+    t0 = time.perf_counter()
+    run = await run_deployment("push-pending/push-pending", timeout=timeout)  # type: ignore[misc]
+    seconds = time.perf_counter() - t0
+    await asyncio.sleep(3)
+    async with get_client() as client:
+        children = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
+            )
+        )
+        tasks = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+        )
+    return {"subflows": len(children), "task_runs": len(tasks), "seconds": seconds}
 
 
 def report(
