@@ -16,7 +16,7 @@ $(UV):
 # worker process compiled ~1,100 modules at start (see README, Benchmarks: worker start).
 $(VENV): $(UV) uv.lock pyproject.toml
 	$(UV) sync --locked --compile-bytecode
-	.venv/bin/python -m compileall -q -j 0 connectors crmsync flows tasks models deployments sandbox
+	.venv/bin/python -m compileall -q -j 0 connectors crmsync flows tasks models deployments ops sandbox
 	touch $@
 
 demo: $(VENV)
@@ -28,7 +28,8 @@ test: $(VENV)
 lint: $(VENV)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy crmsync connectors models tasks flows deployments sandbox
+	.venv/bin/mypy crmsync connectors models tasks flows deployments ops sandbox
+	.venv/bin/lint-imports
 
 bench: $(VENV)
 	.venv/bin/python bench/bench_servicetitan.py

@@ -99,7 +99,7 @@ def _run(args: argparse.Namespace, url_db: str) -> None:
 
             def run(*a: str) -> None:
                 subprocess.run(
-                    [sys.executable, "-m", "crmsync", *a],
+                    [sys.executable, "-m", "ops", *a],
                     cwd=ROOT,
                     env=env,
                     check=True,
@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace, url_db: str) -> None:
                 add(i)
             t0 = time.perf_counter()
             out = subprocess.run(
-                [sys.executable, "-m", "crmsync", "push", "--tenant", "pushbench"],
+                [sys.executable, "-m", "ops", "push", "--tenant", "pushbench"],
                 cwd=ROOT,
                 env=env,
                 check=True,
@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace, url_db: str) -> None:
             )
 
             worker = subprocess.Popen(
-                [sys.executable, "-m", "crmsync", "push-worker"],
+                [sys.executable, "-m", "ops", "push-worker"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

@@ -136,7 +136,7 @@ def apply_tenants(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return subprocess.run(
-        [sys.executable, "-m", "crmsync", "tenants", "apply", str(path)],
+        [sys.executable, "-m", "ops", "tenants", "apply", str(path)],
         cwd=ROOT,
         env=env,
         check=True,

@@ -7,7 +7,7 @@
 What it does, in a private data dir (its own stack.json, Prefect database and hub database, so it
 collides with nothing):
 
-1. ``crmsync up``-style stack (``crmsync.stack.up``): Prefect server on PostgreSQL, the process
+1. ``crmsync up``-style stack (``ops.stack.up``): Prefect server on PostgreSQL, the process
    pool with ``--workers`` workers, every deployment registered; schedules switched off so only
    the rounds below run. The hub database is a fresh database on 127.0.0.1:5432, or with
    ``--pg-restart`` a private cluster (``start_private_postgres``) that may be restarted while
@@ -22,7 +22,7 @@ collides with nothing):
    (a process worker runs each flow run in a child process with a session of its own, which
    would otherwise live on).
 4. It waits for the stack's zombie automation to mark the killed runs Crashed (no heartbeat for
-   ``crmsync.stack.ZOMBIE_AFTER``; a PASS line says whether it did), marks any left Crashed,
+   ``ops.stack.ZOMBIE_AFTER``; a PASS line says whether it did), marks any left Crashed,
    starts a replacement worker (recorded in stack.json, so ``down`` stops it), waits for the round to end and presses Retry on it (state AwaitingRetry,
    as the UI does); the retried round re-runs only the tenants that did not complete.
 5. A reference round over the ``ref-*`` tenants without faults, then a per-tenant comparison of
@@ -293,7 +293,7 @@ def main() -> int:
 
     import psycopg
 
-    from crmsync import stack
+    from ops import stack
 
     hub_pg: stack.Proc | None = None
     hub_pgdata = work / "hub-pg"

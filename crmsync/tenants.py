@@ -203,6 +203,7 @@ def apply(spec: TenantsFile) -> ApplyResult:
                 tenant.name = t.name
                 tenant.updated_at = utcnow()
                 result.tenants_updated += 1
+            assert tenant.id is not None  # flushed above when new
             for i in t.integrations:
                 provider = get_provider(i.provider)
                 creds = provider.credentials_model.model_validate(i.credentials)

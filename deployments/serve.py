@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from prefect import Flow, serve
+from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron, Interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +45,18 @@ def serve_all(limit: int = 8) -> None:
             else Interval(timedelta(seconds=s["interval"]))
             for s in d.get("schedules") or []
         ]
-        deployments.append(
-            flow.to_deployment(
-                name=d["name"],
-                description=d.get("description"),
-                tags=d.get("tags"),
-                parameters=d.get("parameters") or {},
-                schedules=schedules or None,
-                concurrency_limit=(d.get("concurrency_limit") or {}).get("limit"),
-            )
+        deployment = flow.to_deployment(
+            name=d["name"],
+            description=d.get("description"),
+            tags=d.get("tags"),
+            parameters=d.get("parameters") or {},
+            schedules=schedules or None,
+            concurrency_limit=(d.get("concurrency_limit") or {}).get("limit"),
         )
+        # Typed "or a coroutine" (Prefect's sync_compatible); called outside an event loop it
+        # returns the deployment itself.
+        assert isinstance(deployment, RunnerDeployment)
+        deployments.append(deployment)
     serve(*deployments, limit=limit)
 
 

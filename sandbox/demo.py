@@ -1,35 +1,57 @@
-"""``make demo``: the sandbox CRMs on loopback (ServiceTitan, LeadPerfection, improveit360),
-four demo tenants, two full syncs through Prefect.
+"""The demo's CRMs: the three sandbox emulators on loopback (ServiceTitan, LeadPerfection,
+improveit360), seeded for the tenants of ``demo-tenants.yaml``.
 
-The first sync loads everything; the second, after a few records change in the emulator, shows
-the incremental path (only the changes are fetched and merged).
+``crmsync demo`` (``ops/demo.py``) starts them with :func:`demo_crms`, applies the tenants file
+and syncs twice; between the syncs :meth:`DemoCRMs.change_some_records` edits a few records, so
+the second sync shows the incremental path. The credentials are random per run and reach the
+tenants file through the ``DEMO_*`` environment variables it names.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from rich.console import Console
+from sandbox.leadperfection import LPClientSpec
+from sandbox.leadperfection import run_emulator as run_lp
+from sandbox.salesforce import OrgSpec
+from sandbox.salesforce import run_emulator as run_sf
+from sandbox.servicetitan import EmulatorState, TenantSpec, run_emulator
 
 DEMO_FILE = Path(__file__).with_name("demo-tenants.yaml")
 ST_TENANTS = {"acme": 1001, "bolt": 1002, "cool": 1003}
 
 
-def run_demo(port: int, jobs: int, console: Console) -> bool:
-    from crmsync import db, tenants
-    from crmsync.cli import print_status, run_async
-    from flows.sync import sync_all_tenants
-    from sandbox.leadperfection import LPClientSpec
-    from sandbox.leadperfection import run_emulator as run_lp
-    from sandbox.salesforce import OrgSpec
-    from sandbox.salesforce import run_emulator as run_sf
-    from sandbox.servicetitan import TenantSpec, run_emulator
+@dataclass(frozen=True)
+class DemoCRMs:
+    """The running emulators: their base URLs, and the ServiceTitan one's state to edit."""
 
+    st_url: str
+    lp_url: str
+    sf_url: str
+    st_state: EmulatorState
+
+    def change_some_records(self) -> int:
+        """Move a few jobs forward, as a dispatcher would during the day; how many changed."""
+        changed = 0
+        for st_id in ST_TENANTS.values():
+            for job in self.st_state.get_records(st_id, "jobs")[:3]:
+                self.st_state.upsert_record(
+                    st_id, "jobs", {"id": job["id"], "jobStatus": "Completed"}
+                )
+                changed += 1
+        return changed
+
+
+@contextmanager
+def demo_crms(port: int, jobs: int) -> Iterator[DemoCRMs]:
+    """ServiceTitan on ``port``, LeadPerfection on ``port + 1``, improveit360 on ``port + 2``,
+    each with ``jobs`` records per demo tenant; ``DEMO_*`` set for ``demo-tenants.yaml``."""
     app_key = "ak1.demo-" + secrets.token_hex(4)
     specs = []
     for i, (short, st_id) in enumerate(ST_TENANTS.items()):
@@ -67,44 +89,10 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
         opportunities=jobs,
         seed=6,
     )
-    console.rule("crmsync demo")
-    t0 = time.perf_counter()
-    db.upgrade()
-    where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
-    console.print(f"hub database ready ({where})")
     with (
-        run_emulator(specs, port=port) as emu,
+        run_emulator(specs, port=port) as st,
         run_lp([lp_spec], port=port + 1) as lp,
         run_sf([sf_spec], port=port + 2) as sf,
     ):
-        os.environ.update(DEMO_ST_URL=emu.url, DEMO_LP_URL=lp.url, DEMO_SF_URL=sf.url)
-        console.print(
-            f"ServiceTitan emulator on {emu.url} with tenants {list(ST_TENANTS.values())}"
-        )
-        console.print(f"LeadPerfection emulator on {lp.url}, improveit360 (Salesforce) on {sf.url}")
-        result = tenants.apply(tenants.load(DEMO_FILE))
-        console.print(f"tenants applied from {DEMO_FILE.name}: {result}")
-
-        console.rule("first sync (last 90 days)")
-        state: Any = run_async(sync_all_tenants(return_state=True))
-        console.print(f"sync-all-tenants: {state.name} — {state.message}")
-        print_status()
-
-        changed = _change_some_records(emu.state)
-        console.rule(f"second sync after {changed} changes in the CRM")
-        state = run_async(sync_all_tenants(return_state=True))
-        console.print(f"sync-all-tenants: {state.name} — {state.message}")
-        print_status()
-    console.print(f"demo finished in {time.perf_counter() - t0:.1f} s")
-    return bool(state.is_completed())
-
-
-def _change_some_records(state: Any) -> int:
-    """Move a few jobs forward and rename a customer, as a dispatcher would during the day."""
-    changed = 0
-    for st_id in ST_TENANTS.values():
-        jobs = state.get_records(st_id, "jobs")[:3]
-        for job in jobs:
-            state.upsert_record(st_id, "jobs", {"id": job["id"], "jobStatus": "Completed"})
-            changed += 1
-    return changed
+        os.environ.update(DEMO_ST_URL=st.url, DEMO_LP_URL=lp.url, DEMO_SF_URL=sf.url)
+        yield DemoCRMs(st_url=st.url, lp_url=lp.url, sf_url=sf.url, st_state=st.state)

@@ -26,9 +26,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from crmsync import db, stack
+from crmsync import db
 from crmsync.settings import get_settings
 from flows.sync import sync_tenant
+from ops import stack
 from sandbox.servicetitan import run_emulator
 from tests.integration.test_sync_flow import (
     add_st_tenant,
@@ -115,7 +116,7 @@ def test_a_hub_postgres_restart_mid_stream_is_absorbed_within_the_run_and_stores
         "PREFECT_LOGGING_LEVEL": "INFO",  # task retries are logged at INFO, the pool's at WARNING
         "CRMSYNC_CHUNK_RECORDS": "15",  # one page per chunk: the restart lands between chunks
     }
-    cmd = [sys.executable, "-m", "crmsync", "sync", "--tenant", "restarted"]
+    cmd = [sys.executable, "-m", "ops", "sync", "--tenant", "restarted"]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

@@ -65,7 +65,7 @@ def test_tenants_of_one_app_on_two_workers_stay_within_the_app_rate_limit(emulat
     }
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "crmsync", "sync", "--tenant", slug],
+            [sys.executable, "-m", "ops", "sync", "--tenant", slug],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from pydantic import TypeAdapter
 
-from crmsync import stack
+from ops import stack
 
 pytestmark = pytest.mark.slow
 POOL = "crmsync-process"

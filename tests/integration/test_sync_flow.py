@@ -203,7 +203,7 @@ def test_sync_killed_mid_stream_then_rerun_ends_with_exactly_the_records_of_a_cl
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "CRMSYNC_CHUNK_RECORDS": "15",
     }
-    cmd = [sys.executable, "-m", "crmsync", "sync", "--tenant", "killed"]
+    cmd = [sys.executable, "-m", "ops", "sync", "--tenant", "killed"]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

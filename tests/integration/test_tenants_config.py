@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crmsync import crypto, db, tenants
-from crmsync.cli import app
+from ops.cli import app
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

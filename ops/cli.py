@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ops.flowcalls import run_async
+from ops.views import console, err, print_status, rows
 
 os.environ.setdefault(
     "PREFECT_HOME",
@@ -35,8 +36,6 @@ runs_app = typer.Typer(help="Sync runs and their per-record lineage.", no_args_i
 app.add_typer(activity_app, name="activity")
 app.add_typer(runs_app, name="runs")
 app.add_typer(integrations_app, name="integrations")
-console = Console()
-err = Console(stderr=True)
 
 
 @db_app.command("upgrade")
@@ -102,109 +101,13 @@ def status(tenant: Annotated[str | None, typer.Option(help="Only this tenant")] 
     print_status(tenant)
 
 
-def run_async(awaitable: Awaitable[Any]) -> Any:
-    """Run an async flow call (a coroutine, typed by Prefect as an Awaitable) to completion."""
-
-    async def wait() -> Any:
-        return await awaitable
-
-    return asyncio.run(wait())
-
-
-def _rows(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    from crmsync import db
-
-    with db.connect() as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def print_status(tenant: str | None = None) -> None:
-    where = "WHERE t.slug = %s" if tenant else ""
-    params: tuple[Any, ...] = (tenant,) if tenant else ()
-    integrations = Table(title="Integrations", show_lines=False)
-    for col in (
-        "tenant",
-        "integration",
-        "provider",
-        "state",
-        "opportunities",
-        "contacts",
-        "rejected",
-    ):
-        integrations.add_column(col)
-    for row in _rows(
-        f"""
-        SELECT t.slug, i.name, i.provider,
-               CASE WHEN NOT i.enabled THEN 'disabled' WHEN i.paused THEN 'paused'
-                    ELSE 'active' END,
-               (SELECT count(*) FROM opportunity o WHERE o.integration_id = i.id),
-               (SELECT count(DISTINCT o.contact_id) FROM opportunity o
-                WHERE o.integration_id = i.id),
-               (SELECT count(*) FROM rejected_record r WHERE r.integration_id = i.id)
-        FROM integration i JOIN tenant t ON t.id = i.tenant_id {where} ORDER BY t.slug, i.name
-        """,
-        params,
-    ):
-        integrations.add_row(*(str(v) for v in row))
-    console.print(integrations)
-
-    cursors = Table(title="Stream cursors")
-    for col in ("tenant", "integration", "stream", "cursor", "last success (UTC)"):
-        cursors.add_column(col)
-    for row in _rows(
-        f"""
-        SELECT t.slug, i.name, c.stream, left(coalesce(c.cursor, ''), 40),
-               to_char(c.last_success_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
-        FROM sync_cursor c JOIN integration i ON i.id = c.integration_id
-        JOIN tenant t ON t.id = c.tenant_id {where} ORDER BY 1, 2, 3
-        """,
-        params,
-    ):
-        cursors.add_row(*(str(v) for v in row))
-    console.print(cursors)
-
-    runs = Table(title="Last run per tenant")
-    for col in (
-        "tenant",
-        "run",
-        "status",
-        "fetched",
-        "created",
-        "updated",
-        "unchanged",
-        "rejected",
-        "errors",
-    ):
-        runs.add_column(col)
-    for slug, run_id, state, counts, errors in _rows(
-        f"""
-        SELECT DISTINCT ON (t.slug) t.slug, r.id, r.status, r.counts, r.errors
-        FROM sync_run r JOIN tenant t ON t.id = r.tenant_id {where}
-        ORDER BY t.slug, r.started_at DESC
-        """,
-        params,
-    ):
-        totals = {
-            k: sum(int(c.get(k, 0)) for c in counts.values())
-            for k in ("fetched", "created", "updated", "unchanged", "rejected")
-        }
-        runs.add_row(
-            slug,
-            str(run_id),
-            state,
-            *(str(totals[k]) for k in totals),
-            "; ".join(f"{k}: {v}" for k, v in errors.items())[:80],
-        )
-    console.print(runs)
-
-
 @app.command("demo")
 def demo(
     port: Annotated[int, typer.Option(help="Port of the ServiceTitan emulator")] = 9001,
     jobs: Annotated[int, typer.Option(help="Jobs per demo tenant")] = 200,
 ) -> None:
     """Sandbox CRMs on loopback + demo tenants + a full sync through Prefect, twice."""
-    from sandbox.demo import run_demo
+    from ops.demo import run_demo
 
     ok = run_demo(port=port, jobs=jobs, console=console)
     raise typer.Exit(0 if ok else 1)
@@ -283,7 +186,7 @@ def push_worker(
 ) -> None:
     """Low-latency push: LISTEN for new activities and push that tenant at once."""
     from crmsync import db
-    from crmsync.push_worker import run_worker
+    from ops.push_worker import run_worker
 
     db.upgrade()
     run_worker(idle_sweep_seconds=idle_sweep_seconds, console=console)
@@ -298,7 +201,7 @@ def runs_list(
     table = Table(title="Sync runs")
     for col in ("run", "tenant", "status", "started (UTC)", "seconds", "flow run"):
         table.add_column(col)
-    for row in _rows(
+    for row in rows(
         """
         SELECT r.id, t.slug, r.status,
                to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
@@ -322,7 +225,7 @@ def runs_show(
     from crmsync import db
 
     db.upgrade()
-    head = _rows(
+    head = rows(
         "SELECT t.slug, r.status, r.started_at, r.finished_at, r.counts, r.errors, r.flow_run_id "
         "FROM sync_run r JOIN tenant t ON t.id = r.tenant_id WHERE r.id = %s",
         (run_id,),
@@ -343,7 +246,7 @@ def runs_show(
     lineage = Table(title="Records")
     for col in ("integration", "stream", "action", "count", f"first {records} external ids"):
         lineage.add_column(col)
-    for name, stream, action, n, ids in _rows(
+    for name, stream, action, n, ids in rows(
         """
         SELECT i.name, l.stream, l.action, count(*),
                string_agg(coalesce(l.model || ':', '') || l.external_id, ', ' ORDER BY l.id)
@@ -360,7 +263,7 @@ def runs_show(
     pushes = Table(title="Pushes")
     for col in ("activity", "integration", "target", "status", "CRM record", "attempts", "error"):
         pushes.add_column(col)
-    for row in _rows(
+    for row in rows(
         """
         SELECT l.activity_id, i.name, l.target, l.status, coalesce(l.target_ref || ' / ', '') ||
                coalesce(l.crm_record_id, ''), l.attempts, left(coalesce(l.last_error, ''), 60)
@@ -434,7 +337,7 @@ def stack_up(
     ] = None,
 ) -> None:
     """Start a Prefect server on PostgreSQL, deploy prefect.yaml and start workers (idempotent)."""
-    from crmsync import stack
+    from ops import stack
 
     try:
         stack.up(
@@ -455,7 +358,7 @@ def stack_up(
 @app.command("down")
 def stack_down() -> None:
     """Stop exactly the processes `crmsync up` started (by process id)."""
-    from crmsync import stack
+    from ops import stack
 
     try:
         stack.down(echo=typer.echo)
@@ -467,7 +370,7 @@ def stack_down() -> None:
 @app.command("stack-status")
 def stack_status() -> None:
     """Processes, API health and online workers of the stack `crmsync up` started."""
-    from crmsync import stack
+    from ops import stack
 
     try:
         typer.echo(stack.status())
