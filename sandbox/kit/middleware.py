@@ -21,6 +21,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,35 +123,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+@dataclass
 class EmulatorMiddleware:
     """Request log and faults for `core`'s emulator (hooks: see the module docstring)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        core: EmulatorCore[Any],
-        answer: Callable[[Fault, Scope], ASGIApp],
-        expire: Callable[[], object],
-        drop: Dropper = close_connection,
-        entry_type: type[LoggedRequest] = LoggedRequest,
-        on_request: Callable[[Scope, bytes, Any], None] | None = None,
-        on_response: Callable[[Scope, Any], None] | None = None,
-        admit: Callable[[Scope, Any], ASGIApp | None] | None = None,
-        canonical_path: Callable[[str], str] | None = None,
-        control_prefix: str = "/__emulator",
-    ) -> None:
-        self.app = app
-        self.core = core
-        self.answer = answer
-        self.expire = expire
-        self.drop = drop
-        self.entry_type = entry_type
-        self.on_request = on_request
-        self.on_response = on_response
-        self.admit = admit
-        self.canonical_path = canonical_path
-        self.control_prefix = control_prefix
+    app: ASGIApp
+    _: KW_ONLY
+    core: EmulatorCore[Any]
+    answer: Callable[[Fault, Scope], ASGIApp]
+    expire: Callable[[], object]
+    drop: Dropper = close_connection
+    entry_type: type[LoggedRequest] = LoggedRequest
+    on_request: Callable[[Scope, bytes, Any], None] | None = None
+    on_response: Callable[[Scope, Any], None] | None = None
+    admit: Callable[[Scope, Any], ASGIApp | None] | None = None
+    canonical_path: Callable[[str], str] | None = None
+    control_prefix: str = "/__emulator"
+
+    def __post_init__(self) -> None:
         logger = logging.getLogger("uvicorn.error")
         if _quiet not in logger.filters:
             logger.addFilter(_quiet)

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -58,6 +58,7 @@ def serve_forever(app: Any, *, host: str, port: int) -> None:
 
 class ServedApp:
     """`app` served by uvicorn in a daemon thread; `url` is its base. `port=0` picks a free port.
+    Serving starts on construction and ends with `stop()` or at the end of a `with` block.
 
     `on_stop` runs first on `stop()`, to release requests a fault is holding, so that stopping
     never waits for them.
@@ -100,6 +101,12 @@ class ServedApp:
                 self._sock.close()
                 raise RuntimeError(f"{name} did not start on {host}:{port}")
             time.sleep(0.005)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._on_stop is not None:

@@ -48,13 +48,9 @@ def run_emulator(
     """
     if state is None:
         state = LPEmulatorState(specs, start_time=start_time, freeze_clock=freeze_clock)
-    running = RunningEmulator(
-        state, host=host, port=port, log_level=log_level, startup_timeout=startup_timeout
-    )
-    try:
+    options = {"host": host, "port": port, "log_level": log_level}
+    with RunningEmulator(state, startup_timeout=startup_timeout, **options) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def serve_forever(

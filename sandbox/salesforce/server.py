@@ -100,18 +100,10 @@ def run_emulator(
     }
     if state is None:
         state = SalesforceEmulatorState(spec_list, **state_kwargs)
-    running = RunningEmulator(
-        _SwitchableApp(state),
-        spec_list,
-        state_kwargs,
-        host=host,
-        port=port,
-        startup_timeout=startup_timeout,
-    )
-    try:
+    switch = _SwitchableApp(state)
+    options = {"host": host, "port": port, "startup_timeout": startup_timeout}
+    with RunningEmulator(switch, spec_list, state_kwargs, **options) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def serve_forever(

@@ -58,8 +58,5 @@ def run_emulator(
     **state_kwargs: Any,
 ) -> Iterator[RunningEmulator]:
     """`with run_emulator([spec], port=0) as emu:` serves the emulator for the block's duration."""
-    running = start_emulator(specs, port=port, host=host, state=state, **state_kwargs)
-    try:
+    with start_emulator(specs, port=port, host=host, state=state, **state_kwargs) as running:
         yield running
-    finally:
-        running.stop()
