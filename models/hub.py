@@ -174,6 +174,10 @@ class Opportunity(SQLModel, table=True):
     phone: str | None = Field(default=None, sa_column=Column(Text))
     status: str | None = Field(default=None, sa_column=Column(Text))
     details: dict[str, Any] = _jsonb()
+    # Change stamps of the CRM records the opportunity was composed of (record key →
+    # microseconds since the epoch), compared by the merge's stale-write guard (migration 0006);
+    # NULL on rows written before that revision.
+    source_stamps: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

@@ -70,7 +70,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from models.mappings.servicetitan import PLACEHOLDER_EMAIL_DETAIL
-from models.normalize import normalize_email, normalize_phone, parse_timestamp
+from models.normalize import is_placeholder, normalize_email, normalize_phone, parse_timestamp
 from models.standard import MappedOpportunity, MappingError, RejectedRecord
 
 __all__ = [
@@ -351,9 +351,10 @@ def map_combination(
 ) -> MappedOpportunity:
     """One combination in the hub's standard fields, per the seed's mapping table.
 
-    ``placeholder_emails`` holds the integration's placeholder addresses in
-    :func:`models.normalize.normalize_email` form. Raises MappingError naming every mapped field
-    that is missing or malformed (see the module docstring for what "missing" means).
+    ``placeholder_emails`` holds the integration's placeholder addresses or glob patterns
+    (``noemail@*``; :func:`models.normalize.placeholder_matcher`). Raises MappingError naming
+    every mapped field that is missing or malformed (see the module docstring for what
+    "missing" means).
     """
     p = combination.prospect
     lead = _first(p.get("leads"))
@@ -427,7 +428,7 @@ def map_combination(
     problems.raise_if_any(who)
 
     details = lp_details(p, tz)
-    if email is not None and email in placeholder_emails:
+    if is_placeholder(email, placeholder_emails):
         details[PLACEHOLDER_EMAIL_DETAIL] = True
     return MappedOpportunity(
         model=MODEL,

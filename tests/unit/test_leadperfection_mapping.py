@@ -409,3 +409,23 @@ def test_naive_timestamps_are_read_in_the_integrations_time_zone_on_both_sides_o
     assert opp.external_updated_at == expected
     detail = opp.details["Prospect.lastchanged"]
     assert datetime.fromisoformat(detail.replace("Z", "+00:00")) == expected
+
+
+@pytest.mark.parametrize(
+    ("email", "flagged"),
+    [
+        pytest.param("noemail@tenant.example", True, id="glob-local-part"),
+        pytest.param("NoEmail@Other.Example", True, id="glob-any-case"),
+        pytest.param("anyone@example.com", True, id="glob-domain"),
+        pytest.param("none@none.com", True, id="exact"),
+        pytest.param("ann@lee.com", False, id="real"),
+    ],
+)
+def test_placeholder_email_patterns_flag_the_email_like_the_other_crms(
+    email: str, flagged: bool
+) -> None:
+    """Seed 002's placeholder filter takes addresses or globs (``noemail@*``) for every CRM,
+    as models.normalize.placeholder_matcher reads them; LeadPerfection too."""
+    patterns = frozenset({"noemail@*", "*@example.com", "None@None.com "})
+    opp = _map(_prospect(email=email), placeholder_emails=patterns)
+    assert (PLACEHOLDER_EMAIL_DETAIL in opp.details) is flagged
