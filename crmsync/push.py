@@ -17,6 +17,11 @@ has no record from that integration yet the row is ``deferred`` and retried afte
 after ``orphan_after_seconds`` it becomes ``orphaned``. Failures are retried ``max_attempts``
 times ``retry_delay_seconds`` apart, then the row is ``not_integrated`` (seed 003). Operators
 requeue ``not_integrated``/``orphaned`` rows with :func:`requeue` (the retry-failed-pushes flow).
+
+Pause and disable (seed 003, "first disabled"): a paused integration's activities are planned and
+wait for resume; an integration never pushes what was recorded in the outbox while it was
+disabled or before it was added (:data:`PUSHABLE`, kept by migration 0007's trigger), unless an
+operator asks for a window of them with :func:`push_backlog`.
 """
 
 from __future__ import annotations
@@ -160,63 +165,115 @@ def _safe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def plan(tenant_id: int, limit: int = 5000) -> int:
-    """Create ledger rows for activities not yet planned for each enabled integration."""
-    from crmsync.sync import load_integration
+#: Which activities an integration pushes (seed 003, "first disabled"): those recorded in the
+#: outbox (``created_at``, the database's clock, like the integration's stamps; not
+#: ``occurred_at``, which the recording component may date back) since the integration was added
+#: and outside the periods it was disabled. ``a`` is the activity, ``i`` the integration; plan()
+#: and due_tenants() share it so the sweep never sees work that plan() would not do.
+PUSHABLE = "a.created_at >= i.push_from AND NOT i.disabled_periods @> a.created_at"
 
+
+def plan(tenant_id: int, limit: int = 5000) -> int:
+    """Create ledger rows for activities not yet planned for each enabled integration.
+
+    Only activities :data:`PUSHABLE` by the integration are planned: one recorded while it was
+    disabled, or before it was added, is never pushed unless an operator asks for it
+    (:func:`push_backlog`). A paused integration is planned as usual; its rows wait for resume.
+    """
     planned = 0
     with db.connect() as conn:
         integrations = conn.execute(
             "SELECT id FROM integration WHERE tenant_id = %s AND enabled ORDER BY id", (tenant_id,)
         ).fetchall()
         for (integration_id,) in integrations:
-            ctx = load_integration(integration_id)
-            provider = get_provider(ctx.provider)
+            rows = conn.execute(
+                f"""
+                SELECT {_ACTIVITY_COLS} FROM activity a JOIN integration i ON i.id = %s
+                WHERE a.tenant_id = %s AND {PUSHABLE} AND NOT EXISTS (
+                    SELECT 1 FROM push_ledger l WHERE l.tenant_id = a.tenant_id
+                    AND l.activity_id = a.id AND l.integration_id = i.id)
+                ORDER BY a.id LIMIT %s
+                """,
+                (integration_id, tenant_id, limit),
+            ).fetchall()
+            planned += _plan_rows(conn, tenant_id, integration_id, rows)
+    return planned
+
+
+def push_backlog(tenant_id: int, integration_id: int, since: datetime, until: datetime) -> int:
+    """Operator action: plan the integration's activities recorded in ``[since, until)`` that its
+    cutoff left out (recorded while it was disabled or before it was added). Returns how many
+    ledger rows were created; activities already planned are left as they are, so asking twice
+    plans nothing more. The rows are delivered by the next push once the integration is enabled
+    and not paused."""
+    planned = 0
+    with db.connect() as conn:
+        if not conn.execute(
+            "SELECT 1 FROM integration WHERE id = %s AND tenant_id = %s",
+            (integration_id, tenant_id),
+        ).fetchone():
+            raise LookupError(f"tenant {tenant_id} has no integration {integration_id}")
+        after = 0
+        while True:
             rows = conn.execute(
                 f"""
                 SELECT {_ACTIVITY_COLS} FROM activity a
-                WHERE a.tenant_id = %s AND NOT EXISTS (
+                WHERE a.tenant_id = %s AND a.created_at >= %s AND a.created_at < %s
+                  AND a.id > %s AND NOT EXISTS (
                     SELECT 1 FROM push_ledger l WHERE l.tenant_id = a.tenant_id
                     AND l.activity_id = a.id AND l.integration_id = %s)
-                ORDER BY a.id LIMIT %s
+                ORDER BY a.id LIMIT 5000
                 """,
-                (tenant_id, integration_id, limit),
+                (tenant_id, since, until, after, integration_id),
             ).fetchall()
             if not rows:
-                continue
-            keys: list[tuple[int, str, str, str]] = []
-            for row in rows:
-                act = PushActivity(*row)
-                targets = provider.push_targets(ctx, act)
-                if not targets:
-                    keys.append(
-                        (act.id, "none", idempotency_key(act.id, integration_id, "none"), "skipped")
-                    )
-                for t in targets:
-                    keys.append(
-                        (act.id, t.name, idempotency_key(act.id, integration_id, t.name), "pending")
-                    )
-            cur = conn.execute(
-                """
-                INSERT INTO push_ledger (tenant_id, activity_id, integration_id, target,
-                                         idempotency_key, status)
-                SELECT %s, v.activity_id, %s, v.target, v.key, v.status
-                FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[])
-                     AS v(activity_id, target, key, status)
-                ON CONFLICT DO NOTHING
-                """,
-                (
-                    tenant_id,
-                    integration_id,
-                    [k[0] for k in keys],
-                    [k[1] for k in keys],
-                    [k[2] for k in keys],
-                    [k[3] for k in keys],
-                ),
+                return planned
+            planned += _plan_rows(conn, tenant_id, integration_id, rows)
+            after = rows[-1][0]
+
+
+def _plan_rows(
+    conn: psycopg.Connection[Any], tenant_id: int, integration_id: int, rows: list[Any]
+) -> int:
+    """Ledger rows for these activities (``_ACTIVITY_COLS`` rows) and one integration."""
+    from crmsync.sync import load_integration
+
+    if not rows:
+        return 0
+    ctx = load_integration(integration_id)
+    provider = get_provider(ctx.provider)
+    keys: list[tuple[int, str, str, str]] = []
+    for row in rows:
+        act = PushActivity(*row)
+        targets = provider.push_targets(ctx, act)
+        if not targets:
+            keys.append(
+                (act.id, "none", idempotency_key(act.id, integration_id, "none"), "skipped")
             )
-            planned += cur.rowcount
-            conn.commit()
-    return planned
+        for t in targets:
+            keys.append(
+                (act.id, t.name, idempotency_key(act.id, integration_id, t.name), "pending")
+            )
+    cur = conn.execute(
+        """
+        INSERT INTO push_ledger (tenant_id, activity_id, integration_id, target,
+                                 idempotency_key, status)
+        SELECT %s, v.activity_id, %s, v.target, v.key, v.status
+        FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[])
+             AS v(activity_id, target, key, status)
+        ON CONFLICT DO NOTHING
+        """,
+        (
+            tenant_id,
+            integration_id,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+        ),
+    )
+    conn.commit()
+    return cur.rowcount
 
 
 _ACTIVITY_COLS = (
@@ -474,19 +531,20 @@ def due_tenants(
     policy: PushPolicy | None = None,
     now: datetime | None = None,
 ) -> list[tuple[int, str]]:
-    """Tenants with push work, as (id, slug): an activity an enabled integration has not planned
-    yet, or a ledger row whose time has come (any deferred row with ``recheck_deferred``, as
-    after a pull). One query, so a sweep over an idle fleet costs one round trip and starts
-    nothing: no flow or task run per idle tenant."""
+    """Tenants with push work, as (id, slug): an activity an enabled integration would plan
+    (:data:`PUSHABLE`) and has not planned yet, or a ledger row whose time has come (any
+    deferred row with ``recheck_deferred``, as after a pull). One query, so a sweep over an idle
+    fleet costs one round trip and starts nothing: no flow or task run per idle tenant."""
     policy = policy or PushPolicy()
     now = now or datetime.now(UTC)
     with db.connect() as conn:
         rows = conn.execute(
-            """
+            f"""
             SELECT t.id, t.slug FROM tenant t
             WHERE (%(tenant)s::bigint IS NULL OR t.id = %(tenant)s) AND (EXISTS (
                 SELECT 1 FROM integration i JOIN activity a ON a.tenant_id = i.tenant_id
-                WHERE i.tenant_id = t.id AND i.enabled AND NOT EXISTS (
+                WHERE i.tenant_id = t.id AND i.enabled AND {PUSHABLE}
+                AND NOT EXISTS (
                     SELECT 1 FROM push_ledger l WHERE l.tenant_id = a.tenant_id
                     AND l.activity_id = a.id AND l.integration_id = i.id))
             OR EXISTS (

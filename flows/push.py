@@ -9,6 +9,7 @@ minute as the safety net (see README, "Push latency").
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -16,7 +17,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from pydantic import Field
 
 from crmsync import push
-from tasks.push import build_failures_report, requeue_pushes
+from tasks.push import build_failures_report, plan_backlog, requeue_pushes
 from tasks.push import push_activity as push_task
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
@@ -72,17 +73,32 @@ async def retry_failed_pushes(
     tenant_slug: Slug,
     integration: str | None = None,
     activity_ids: list[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> dict[str, Any]:
     """Operator action: requeue not_integrated and orphaned pushes, then deliver them.
+
+    With ``since`` (and ``until``), also push on purpose the integration's activities recorded
+    in that window that its cutoff left out: recorded while it was disabled or before it was
+    added (seed 003, "first disabled").
 
     Args:
         tenant_slug: Tenant slug as in the tenants file, e.g. acme-hvac.
         integration: Only this integration (its name in the tenants file); default all.
         activity_ids: Only these activity ids; default all failed ones.
+        since: Backlog: also push the integration's activities recorded from this time on.
+        until: Backlog: ... and before this time (default: now).
     """
+    if until is not None and since is None:
+        raise ValueError("a backlog needs since (until alone says nothing)")
+    if since is not None and not integration:
+        raise ValueError("a backlog (since/until) needs the integration it is pushed to")
+    backlog = 0
+    if integration and since is not None:
+        backlog = await plan_backlog(tenant_slug, integration, since, until or datetime.now(UTC))
     requeued = await requeue_pushes(tenant_slug, integration, activity_ids)
     counts = await push_activity(tenant_slug, include_deferred=True)
-    return {"requeued": requeued, **counts}
+    return {"requeued": requeued, "backlog": backlog, **counts}
 
 
 @flow(name="push-failures-report")

@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSTZMULTIRANGE
 from sqlmodel import Field, SQLModel
 
 
@@ -99,6 +99,19 @@ class Integration(SQLModel, table=True):
     auth_url: str | None = Field(default=None, sa_column=Column(Text))
     credentials: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     settings: dict[str, Any] = _jsonb()
+    # Push cutoff (seed 003; migration 0007, whose trigger keeps both): activities recorded in
+    # the outbox before ``push_from`` (when the integration was added) or in one of the
+    # ``disabled_periods`` are never pushed by it.
+    push_from: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    disabled_periods: Any = Field(
+        default=None,
+        sa_column=Column(
+            TSTZMULTIRANGE, nullable=False, server_default=text("'{}'::tstzmultirange")
+        ),
+    )
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

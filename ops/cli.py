@@ -180,6 +180,50 @@ def push_now(tenant: Annotated[str, typer.Option(help="Tenant slug")]) -> None:
     console.print(counts)
 
 
+@app.command("push-backlog")
+def push_backlog(
+    tenant: Annotated[str, typer.Argument(help="Tenant slug")],
+    integration: Annotated[str, typer.Argument(help="Integration name in the tenants file")],
+    since: Annotated[str, typer.Option(help="From this time (ISO 8601; no zone = UTC)")],
+    until: Annotated[
+        str | None, typer.Option(help="Before this time (ISO 8601; no zone = UTC); default now")
+    ] = None,
+) -> None:
+    """Push on purpose the integration's activities recorded in [since, until) that it left out
+    (recorded while it was disabled or before it was added), then deliver them now."""
+    from datetime import UTC, datetime
+
+    from crmsync import db, push
+    from crmsync.sync import TenantNotFoundError, tenant_id_of
+    from flows.push import push_activity
+
+    def when(text: str, option: str) -> datetime:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            typer.echo(f"error: --{option} {text!r} is not an ISO 8601 time", err=True)
+            raise typer.Exit(2) from None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    start, end = when(since, "since"), when(until, "until") if until else datetime.now(UTC)
+    db.upgrade()
+    try:
+        tenant_id = tenant_id_of(tenant)
+        with db.connect() as conn:
+            row = conn.execute(
+                "SELECT id FROM integration WHERE tenant_id = %s AND name = %s",
+                (tenant_id, integration),
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"tenant {tenant} has no integration {integration!r}")
+        planned = push.push_backlog(tenant_id, int(row[0]), start, end)
+    except (LookupError, TenantNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console.print(f"{tenant}/{integration}: {planned} push(es) planned")
+    console.print(asyncio.run(push_activity(tenant, include_deferred=True)))
+
+
 @app.command("push-worker")
 def push_worker(
     idle_sweep_seconds: Annotated[float, typer.Option(help="Sweep every tenant this often")] = 60,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from prefect import task
@@ -40,25 +41,43 @@ async def push_activity(
     return await asyncio.to_thread(run)
 
 
+def _integration_id(tenant_id: int, tenant_slug: str, integration_name: str) -> int:
+    from crmsync import db
+
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT id FROM integration WHERE tenant_id = %s AND name = %s",
+            (tenant_id, integration_name),
+        ).fetchone()
+    if row is None:
+        raise LookupError(f"tenant {tenant_slug} has no integration {integration_name!r}")
+    return int(row[0])
+
+
 @task(name="requeue-pushes", **_OPTS)
 async def requeue_pushes(
     tenant_slug: str, integration_name: str | None, activity_ids: list[int] | None
 ) -> int:
     def run() -> int:
-        from crmsync import db
-
         tenant_id = tenant_id_of(tenant_slug)
         integration_id = None
         if integration_name:
-            with db.connect() as conn:
-                row = conn.execute(
-                    "SELECT id FROM integration WHERE tenant_id = %s AND name = %s",
-                    (tenant_id, integration_name),
-                ).fetchone()
-            if row is None:
-                raise LookupError(f"tenant {tenant_slug} has no integration {integration_name!r}")
-            integration_id = int(row[0])
+            integration_id = _integration_id(tenant_id, tenant_slug, integration_name)
         return push.requeue(tenant_id, integration_id, activity_ids)
+
+    return await asyncio.to_thread(run)
+
+
+@task(name="plan-backlog", **_OPTS)
+async def plan_backlog(
+    tenant_slug: str, integration_name: str, since: datetime, until: datetime
+) -> int:
+    """Plan the integration's activities recorded in [since, until) that its cutoff left out."""
+
+    def run() -> int:
+        tenant_id = tenant_id_of(tenant_slug)
+        integration_id = _integration_id(tenant_id, tenant_slug, integration_name)
+        return push.push_backlog(tenant_id, integration_id, since, until)
 
     return await asyncio.to_thread(run)
 

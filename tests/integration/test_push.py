@@ -362,3 +362,180 @@ def test_three_failed_attempts_a_few_minutes_apart_make_the_row_not_integrated(
     emulator.state.clear_faults()
     assert run(tenant, RETRY_POLICY, now=start + 100 * delay).delivered == 0
     assert ledger(tenant) == [("job_note", "not_integrated", 3)]
+
+
+# -- seed 003: "it is recommended that the integration to the CRM to be first disabled" ---------
+# Pause holds the outbox and delivers on resume; disable (and not existing yet) means "not these".
+
+
+CONTENT = {"push_outgoing_campaign_messages_content": True}
+
+
+def set_integration(integ: int, **values: bool) -> None:
+    with db.connect() as conn:
+        for column, value in values.items():
+            conn.execute(f"UPDATE integration SET {column} = %s WHERE id = %s", (value, integ))
+        conn.commit()
+
+
+def planned_activities(tenant: int) -> list[int]:
+    with db.connect() as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT activity_id FROM push_ledger WHERE tenant_id = %s ORDER BY 1",
+                (tenant,),
+            )
+        ]
+
+
+def hatch_notes(emu: Any, st_id: int, where: str, parent: int) -> list[dict[str, Any]]:
+    return [n for n in emu.state.get_notes(st_id, where, parent) if "hatch-" in n["text"]]
+
+
+def test_activities_recorded_while_an_integration_is_disabled_are_never_pushed(
+    emulator: Any,
+) -> None:
+    tenant, integ = st_tenant(
+        emulator, "acme", 201, push_outgoing_campaign_messages="customer", **CONTENT
+    )
+    job = job_of(emulator, 201, 0)
+    contact = synced_contact(tenant, integ, job)
+    set_integration(integ, enabled=False)
+    bulk = [activity(tenant, contact, body=f"bulk {i}") for i in range(3)]
+    assert run(tenant).delivered == 0
+    set_integration(integ, enabled=True)
+    after = activity(tenant, contact, body="after re-enable")
+    assert run(tenant).delivered == 1
+    assert planned_activities(tenant) == [after]
+    assert not set(bulk) & set(planned_activities(tenant))
+    (note,) = hatch_notes(emulator, 201, "customer", job["customerId"])
+    assert "bulk" not in note["text"]
+    assert push.due_tenants(tenant_id=tenant) == [], "the sweep agrees: nothing is due"
+
+
+def test_activities_recorded_before_an_integration_existed_are_never_pushed(
+    emulator: Any,
+) -> None:
+    tenant = make_tenant("acme")
+    with db.connect() as conn:
+        (contact,) = conn.execute(
+            "INSERT INTO contact (tenant_id, email) VALUES (%s, 'x@y.com') RETURNING id", (tenant,)
+        ).fetchone()  # type: ignore[misc]
+        conn.commit()
+    old = activity(tenant, contact, body="recorded before the CRM was connected")
+    integ = st_tenant_integration(emulator, tenant, 201, "customer")
+    job = job_of(emulator, 201, 1)
+    with db.connect() as conn:
+        merge_batch(
+            conn,
+            MergeBatch(
+                tenant_id=tenant,
+                integration_id=integ,
+                stream="jobs",
+                opportunities=[
+                    opp(
+                        str(job["id"]),
+                        contact=str(job["customerId"]),
+                        email="x@y.com",
+                        details={"customer:id": job["customerId"]},
+                    )
+                ],
+            ),
+            None,
+        )
+    assert push.due_tenants(tenant_id=tenant) == []
+    assert run(tenant).delivered == 0
+    new = activity(tenant, contact, body="recorded after")
+    assert push.due_tenants(tenant_id=tenant) == [(tenant, "acme")]
+    assert run(tenant).delivered == 1
+    assert planned_activities(tenant) == [new]
+    assert old not in planned_activities(tenant)
+
+
+def st_tenant_integration(emu: Any, tenant: int, st_id: int, where: str) -> int:
+    return make_integration(
+        tenant,
+        credentials={
+            "client_id": f"cid.{st_id}",
+            "client_secret": f"cs1.{st_id}",
+            "app_key": APP_KEY,
+            "tenant_id": str(st_id),
+        },
+        settings={
+            "opportunity_models": ["job"],
+            "push_outgoing_campaign_messages": where,
+            **CONTENT,
+        },
+        base_url=emu.url,
+        auth_url=emu.url + "/connect/token",
+    )
+
+
+def test_an_activity_recorded_before_a_disable_is_still_pushed_after_re_enabling(
+    emulator: Any,
+) -> None:
+    """Disable excludes only what was recorded while disabled: an activity recorded while the
+    integration was enabled but not yet planned when it was disabled goes out on re-enable."""
+    tenant, integ = st_tenant(
+        emulator, "acme", 201, push_outgoing_campaign_messages="customer", **CONTENT
+    )
+    job = job_of(emulator, 201, 2)
+    contact = synced_contact(tenant, integ, job)
+    before = activity(tenant, contact, body="before the disable")
+    set_integration(integ, enabled=False)
+    during = activity(tenant, contact, body="during the disable")
+    set_integration(integ, enabled=True)
+    set_integration(integ, enabled=False)  # a second disable keeps the first period excluded
+    set_integration(integ, enabled=True)
+    assert run(tenant).delivered == 1
+    assert planned_activities(tenant) == [before]
+    assert during not in planned_activities(tenant)
+
+
+def test_activities_recorded_while_an_integration_is_paused_are_delivered_on_resume(
+    emulator: Any,
+) -> None:
+    tenant, integ = st_tenant(
+        emulator, "acme", 201, push_outgoing_campaign_messages="customer", **CONTENT
+    )
+    job = job_of(emulator, 201, 3)
+    contact = synced_contact(tenant, integ, job)
+    set_integration(integ, paused=True)
+    held = [activity(tenant, contact, body=f"held {i}") for i in range(2)]
+    assert run(tenant).delivered == 0
+    set_integration(integ, paused=False)
+    assert push.due_tenants(tenant_id=tenant) == [(tenant, "acme")]
+    assert run(tenant).delivered == 2
+    assert planned_activities(tenant) == held
+
+
+def test_an_operator_pushes_a_chosen_backlog_of_a_disabled_period_on_purpose(
+    emulator: Any,
+) -> None:
+    tenant, integ = st_tenant(
+        emulator, "acme", 201, push_outgoing_campaign_messages="customer", **CONTENT
+    )
+    job = job_of(emulator, 201, 4)
+    contact = synced_contact(tenant, integ, job)
+    set_integration(integ, enabled=False)
+    first = activity(tenant, contact, body="wanted")
+    later = activity(tenant, contact, body="not wanted")
+    set_integration(integ, enabled=True)
+    assert run(tenant).delivered == 0
+    with db.connect() as conn:
+        since, until = (
+            r[0]
+            for r in conn.execute(
+                "SELECT created_at FROM activity WHERE id IN (%s, %s) ORDER BY id", (first, later)
+            )
+        )
+    assert since < until
+    assert push.push_backlog(tenant, integ, since, until) == 1
+    assert push.push_backlog(tenant, integ, since, until) == 0, "planned once"
+    assert run(tenant).delivered == 1
+    assert planned_activities(tenant) == [first]
+    (note,) = hatch_notes(emulator, 201, "customer", job["customerId"])
+    assert "wanted" in note["text"] and "not wanted" not in note["text"]
+    with pytest.raises(LookupError, match="no integration"):
+        push.push_backlog(tenant, integ + 1000, since, until)
