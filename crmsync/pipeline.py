@@ -44,6 +44,8 @@ class PullSteps:
     map: Callable[[FetchedChunk], Awaitable[list[MergeBatch]]]
     merge: Callable[[list[MergeBatch]], Awaitable[dict[str, dict[str, int]]]]
     refresh_statistics: Callable[[], Awaitable[None]]
+    touch: Callable[[list[str]], Awaitable[None]]
+    """Record streams read to their end with nothing new (a chunk that needs no map or merge)."""
 
 
 @dataclass(slots=True)
@@ -122,6 +124,14 @@ async def pull_integration(steps: PullSteps, streams: list[str]) -> PullResult:
             pending = None if result.stopped else after(index)
             continue
         result.chunks += 1
+        if not chunk.moves_cursor and ahead.error is None:
+            # Nothing changed and no cursor moved: no map or merge task run to pay for.
+            for stream in chunk.streams:
+                result.counts.setdefault(stream, MergeCounts())
+            await steps.touch(chunk.streams)
+            if chunk.next is not None:
+                pending = asyncio.ensure_future(advance(chunk.next, False))
+            continue
         try:
             if ahead.error is not None:
                 raise ahead.error
@@ -180,4 +190,7 @@ def plain_steps(
     async def refresh() -> None:
         await asyncio.to_thread(sync.refresh_statistics)
 
-    return PullSteps(fetch, map_, merge, refresh)
+    async def touch(streams: list[str]) -> None:
+        await asyncio.to_thread(sync.touch_cursors, integration_id, streams)
+
+    return PullSteps(fetch, map_, merge, refresh, touch)

@@ -201,6 +201,9 @@ class FetchedChunk:
     last_index: int
     next: ChunkStart | None
     independent: bool = False
+    moves_cursor: bool = True
+    """False when every page came back empty with the cursor it was read from: nothing to map
+    or merge, nothing to commit (an idle tenant's usual chunk)."""
 
     @property
     def streams(self) -> list[str]:
@@ -239,6 +242,7 @@ def fetch_chunk(
     pages: list[FetchedPage] = []
     index, after, fetched = start.stream_index, start.after, 0
     committed: dict[str, StreamCursor] = {}
+    moved = False
     while index < len(names) and (not pages or fetched < budget):
         stream = names[index]
         if stream not in committed:
@@ -255,6 +259,7 @@ def fetch_chunk(
             break
         pages.append(page)
         fetched += len(page.records) + len(page.invalid)
+        moved = moved or page.next_cursor != cursor.cursor or page.window_start is not None
         if page.has_more:
             after = page.next_cursor
         else:
@@ -265,6 +270,7 @@ def fetch_chunk(
         last_index=names.index(pages[-1].stream),
         next=ChunkStart(index, after) if index < len(names) else None,
         independent=all(provider.pages_independent(p.stream) for p in pages),
+        moves_cursor=moved or fetched > 0,
     )
 
 
@@ -399,6 +405,18 @@ def reset_cursors(tenant_slug: str, integration_name: str) -> int:
     if found is None:
         raise LookupError(f"tenant {tenant_slug} has no integration {integration_name!r}")
     return cur.rowcount
+
+
+def touch_cursors(integration_id: int, streams: list[str]) -> None:
+    """Record that these streams were read to their end with nothing new (``last_success_at``),
+    for a chunk that needed no map or merge."""
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE sync_cursor SET last_success_at = now() "
+            "WHERE integration_id = %s AND stream = ANY(%s)",
+            (integration_id, streams),
+        )
+        conn.commit()
 
 
 def refresh_statistics() -> None:

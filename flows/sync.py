@@ -44,6 +44,7 @@ from tasks.sync import (
     refresh_statistics,
     reset_cursors,
     start_run,
+    touch_cursors,
 )
 
 
@@ -113,7 +114,10 @@ def _steps(
     async def merge(batches: list[MergeBatch]) -> dict[str, dict[str, int]]:
         return await merge_opportunities(cast(list[MergeBatch], opaque(batches)), run_id, label)
 
-    return PullSteps(fetch, map_, merge, refresh_statistics)
+    async def touch(streams: list[str]) -> None:
+        await touch_cursors(integ.id, streams)
+
+    return PullSteps(fetch, map_, merge, refresh_statistics, touch)
 
 
 @flow(

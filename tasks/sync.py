@@ -137,6 +137,10 @@ async def refresh_statistics() -> None:
     await _bookkeeping(sync.refresh_statistics)
 
 
+async def touch_cursors(integration_id: int, streams: list[str]) -> None:
+    await _bookkeeping(sync.touch_cursors, integration_id, streams)
+
+
 async def finish_run(run_id: int, counts: dict[str, Any], errors: dict[str, str]) -> str:
     return await _bookkeeping(sync.finish_run, run_id, counts, errors)
 

@@ -123,6 +123,12 @@ def _step(run_name: str) -> str:
     return next((s for s in STEPS if run_name.startswith(s + "-")), run_name)
 
 
+def newest_job(emu: Any, st_id: int) -> int:
+    """A job inside the 90-day window, so that changing it reaches the next sync."""
+    jobs = emu.state.get_records(st_id, "jobs")
+    return int(max(jobs, key=lambda j: str(j["modifiedOn"]))["id"])
+
+
 def test_a_small_tenant_costs_one_task_run_per_dag_step_and_one_subflow(emulator: Any) -> None:
     add_tenant(emulator, "g-one", 201)
     add_tenant(emulator, "g-two", 202)
@@ -157,11 +163,32 @@ def test_a_small_tenant_costs_one_task_run_per_dag_step_and_one_subflow(emulator
             body="see you at 9",
         )
     )
+    for st in (201, 202):  # one changed job each: the next runs have a chunk to map and merge
+        emulator.state.upsert_record(st, "jobs", {"id": newest_job(emulator, st), "summary": "x"})
     asyncio.run(sync_tenant("g-one"))
     asyncio.run(sync_tenant("g-two"))
     assert task_run_steps(tenant_flow_runs("g-one")[-1]) == pull + Counter({"push-activity": 1})
     assert task_run_steps(tenant_flow_runs("g-two")[-1]) == pull
     assert sum(pull.values()) + 1 <= 6, "issue 10: at most 6 task runs for a small tenant"
+
+
+def test_a_tenant_with_nothing_new_costs_only_authenticate_and_fetch(emulator: Any) -> None:
+    add_tenant(emulator, "idle", 201)
+    asyncio.run(sync_tenant("idle"))
+    with db.connect() as conn:
+        before = conn.execute(
+            "SELECT stream, cursor, last_success_at FROM sync_cursor ORDER BY stream"
+        ).fetchall()
+    asyncio.run(sync_tenant("idle"))
+    assert task_run_steps(tenant_flow_runs("idle")[-1]) == Counter(
+        {"authenticate": 1, "fetch-modified": 1}
+    )
+    with db.connect() as conn:
+        after = conn.execute(
+            "SELECT stream, cursor, last_success_at FROM sync_cursor ORDER BY stream"
+        ).fetchall()
+    assert [r[:2] for r in after] == [r[:2] for r in before], "no cursor moved"
+    assert all(a[2] > b[2] for a, b in zip(after, before, strict=True)), "but each stream ran"
 
 
 def test_an_idle_push_sweep_starts_no_subflow_and_no_task_run(emulator: Any) -> None:
