@@ -524,6 +524,86 @@ def failures_report(hours: float, tenant_id: int | None = None) -> tuple[str, in
     return "\n".join(lines) + "\n", total
 
 
+@dataclass(slots=True)
+class TenantFailures:
+    """One tenant's failed pushes in a report window (seed 003's summary "with the integrations
+    and leads that have failed to integrate"): markdown for its artifact and its email."""
+
+    tenant_id: int
+    slug: str
+    name: str
+    contact_email: str | None
+    failures: int
+    markdown: str
+
+
+def tenant_failures(
+    hours: float, tenant_id: int | None = None, limit: int = 200
+) -> list[TenantFailures]:
+    """Per tenant with pushes that failed in the last ``hours`` (still retrying, not integrated
+    or orphaned): a count per integration and every failed activity, newest first, with its
+    contact, kind, integration and target, status, attempts and last error (at most ``limit``
+    listed; the count says how many more). Tenants without failures are left out."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT * FROM (
+                SELECT t.id, t.slug, t.name, t.contact_email, l.activity_id, a.kind, a.channel,
+                       a.campaign_event, c.id, c.first_name, c.last_name, c.email, c.phone,
+                       i.name, l.target, l.status, l.attempts, l.last_error, l.updated_at,
+                       row_number() OVER (PARTITION BY t.id ORDER BY l.updated_at DESC, l.id DESC)
+                FROM push_ledger l JOIN integration i ON i.id = l.integration_id
+                JOIN tenant t ON t.id = l.tenant_id
+                JOIN activity a ON a.id = l.activity_id JOIN contact c ON c.id = a.contact_id
+                WHERE l.status IN ('failed', 'not_integrated', 'orphaned')
+                  AND l.updated_at >= now() - make_interval(secs => %s)
+                  AND (%s::bigint IS NULL OR l.tenant_id = %s)) f
+            ORDER BY 2, 20
+            """,
+            (hours * 3600, tenant_id, tenant_id),
+        ).fetchall()
+    by_tenant: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_tenant.setdefault(row[0], []).append(row)
+    return [_tenant_summary(hours, group, limit) for group in by_tenant.values()]
+
+
+def _cell(value: Any, width: int = 200) -> str:
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")[:width]
+
+
+def _tenant_summary(hours: float, rows: list[tuple[Any, ...]], limit: int) -> TenantFailures:
+    tenant_id, slug, name, contact_email = rows[0][:4]
+    per_integration: dict[str, int] = {}
+    for row in rows:
+        per_integration[row[13]] = per_integration.get(row[13], 0) + 1
+    lines = [
+        f"# Push failures of {name} ({slug}), last {hours:g} h",
+        "",
+        f"{len(rows)} push(es) failed to reach the CRM: "
+        + ", ".join(f"{n} to {integ}" for integ, n in sorted(per_integration.items()))
+        + ". Failed ones are retried; not integrated and orphaned ones wait for an operator "
+        f"(`retry-failed-pushes` with tenant {slug}).",
+        "",
+        "| activity | contact | kind | integration | status | attempts | last error "
+        "| last attempt (UTC) |",
+        "| ---: | --- | --- | --- | --- | ---: | --- | --- |",
+    ]
+    for row in rows[:limit]:
+        (activity_id, kind, channel, event, contact_id, first, last, email, phone) = row[4:13]
+        integ, target, status, attempts, error, updated = row[13:19]
+        who = " ".join(p for p in (first, last) if p) or email or phone or ""
+        contact = f"#{contact_id} {who}".strip()
+        what = f"{kind}: {event}" if kind == "campaign_event" else f"{kind} ({channel})"
+        lines.append(
+            f"| {activity_id} | {_cell(contact, 80)} | {what} | {_cell(integ)} ({target}) "
+            f"| {status} | {attempts} | {_cell(error)} | {updated:%Y-%m-%d %H:%M} |"
+        )
+    if len(rows) > limit:
+        lines += ["", f"… and {len(rows) - limit} more."]
+    return TenantFailures(tenant_id, slug, name, contact_email, len(rows), "\n".join(lines) + "\n")
+
+
 def due_tenants(
     *,
     tenant_id: int | None = None,

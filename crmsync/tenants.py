@@ -13,10 +13,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import select
 
 from crmsync import crypto, db
@@ -42,10 +42,21 @@ class IntegrationSpec(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+def _email(value: str) -> str:
+    from models.normalize import normalize_email
+
+    email = normalize_email(value)
+    if email is None:
+        raise ValueError("not an email address")
+    return email
+
+
 class TenantSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: str = Field(pattern=_SLUG)
     name: str = Field(min_length=1)
+    # Where the push failure summary is emailed (seed 003); none = artifact only.
+    contact_email: Annotated[str, AfterValidator(_email)] | None = None
     integrations: list[IntegrationSpec] = Field(default_factory=list)
 
 
@@ -195,12 +206,12 @@ def apply(spec: TenantsFile) -> ApplyResult:
         for t in spec.tenants:
             tenant = s.exec(select(Tenant).where(Tenant.slug == t.slug)).first()
             if tenant is None:
-                tenant = Tenant(slug=t.slug, name=t.name)
+                tenant = Tenant(slug=t.slug, name=t.name, contact_email=t.contact_email)
                 s.add(tenant)
                 s.flush()
                 result.tenants_created += 1
-            elif tenant.name != t.name:
-                tenant.name = t.name
+            elif (tenant.name, tenant.contact_email) != (t.name, t.contact_email):
+                tenant.name, tenant.contact_email = t.name, t.contact_email
                 tenant.updated_at = utcnow()
                 result.tenants_updated += 1
             assert tenant.id is not None  # flushed above when new

@@ -17,7 +17,13 @@ from prefect.artifacts import acreate_markdown_artifact
 from pydantic import Field
 
 from crmsync import push
-from tasks.push import build_failures_report, plan_backlog, requeue_pushes
+from tasks.push import (
+    build_failures_report,
+    build_tenant_failures,
+    email_push_failures,
+    plan_backlog,
+    requeue_pushes,
+)
 from tasks.push import push_activity as push_task
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
@@ -102,22 +108,69 @@ async def retry_failed_pushes(
 
 
 @flow(name="push-failures-report")
-async def push_failures_report(hours: Annotated[float, Field(gt=0)] = 4) -> int:
-    """Summarise failed pushes per tenant and integration (markdown artifact + notification).
+async def push_failures_report(hours: Annotated[float, Field(gt=0)] = 4) -> dict[str, Any]:
+    """Summarise the pushes that failed in the last ``hours`` (seed 003: "once every several
+    hours ... a summary with the integrations and leads that have failed to integrate").
+
+    Operators get the overview per tenant and integration (artifact ``push-failures``). Each
+    tenant with failures gets its own summary listing every failed activity (artifact
+    ``push-failures-<slug>``), emailed to the tenant's ``contact_email`` when SMTP is configured
+    (``CRMSYNC_SMTP_HOST`` …) and sent through ``CRMSYNC_NOTIFICATION_BLOCK`` when one is set.
+    A summary that could not be sent fails the run after every tenant was tried.
 
     Args:
         hours: Window of the report, in hours.
     """
     from crmsync.settings import get_settings
 
+    logger = get_run_logger()
     body, failures = await build_failures_report(hours)
     await acreate_markdown_artifact(
         key="push-failures", markdown=body, description=f"Push failures, last {hours:g} h"
     )
     block_name = get_settings().notification_block
-    if failures and block_name:
+    block: Any = None
+    if block_name:
         from prefect.blocks.core import Block
 
-        block: Any = await Block.aload(block_name)
-        await block.notify(body, subject=f"crmsync: {failures} failed push(es)")
-    return failures
+        block = await Block.aload(block_name)
+    emailed: list[str] = []
+    unsent: dict[str, str] = {}
+    summaries = await build_tenant_failures(hours)
+    for summary in summaries:
+        slug = summary.slug
+        await acreate_markdown_artifact(
+            key=f"push-failures-{slug}"[:100],
+            markdown=summary.markdown,
+            description=f"Tenant {slug}: {summary.failures} failed push(es), last {hours:g} h",
+        )
+        subject = (
+            f"crmsync: {summary.name}: {summary.failures} push(es) failed to reach the CRM "
+            f"in the last {hours:g} h"
+        )
+        if block is not None:
+            try:
+                await block.notify(summary.markdown, subject=subject)
+            except Exception as exc:
+                unsent[f"{slug} (notification block)"] = _safe(exc)
+        if summary.contact_email:
+            try:
+                if await email_push_failures(
+                    slug, summary.contact_email, subject, summary.markdown
+                ):
+                    emailed.append(slug)
+            except Exception as exc:
+                unsent[f"{slug} (email)"] = _safe(exc)
+    for where, error in unsent.items():
+        logger.error("push failure summary of %s not sent: %s", where, error)
+    if unsent:
+        raise RuntimeError(f"{len(unsent)} failure summary(ies) not sent: {', '.join(unsent)}")
+    return {
+        "failures": failures,
+        "tenants": {s.slug: s.failures for s in summaries},
+        "emailed": emailed,
+    }
+
+
+def _safe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]

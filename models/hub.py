@@ -79,6 +79,8 @@ class Tenant(SQLModel, table=True):
     id: int | None = _pk()
     slug: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     name: str = Field(sa_column=Column(Text, nullable=False))
+    # Where the push failure summary is emailed (seed 003; migration 0008); None = no email.
+    contact_email: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

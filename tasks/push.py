@@ -85,3 +85,22 @@ async def plan_backlog(
 @task(name="push-failures-report", **_OPTS)
 async def build_failures_report(hours: float) -> tuple[str, int]:
     return await asyncio.to_thread(push.failures_report, hours)
+
+
+@task(name="tenant-push-failures", **_OPTS)
+async def build_tenant_failures(hours: float) -> list[push.TenantFailures]:
+    return await asyncio.to_thread(push.tenant_failures, hours)
+
+
+@task(
+    name="email-push-failures",
+    task_run_name="email-push-failures-{tenant_slug}",
+    retries=2,
+    retry_delay_seconds=30,
+    **_OPTS,
+)
+async def email_push_failures(tenant_slug: str, to: str, subject: str, body: str) -> bool:
+    """Email one tenant's failure summary; False when no SMTP server is configured."""
+    from crmsync.notify import send_email
+
+    return await asyncio.to_thread(send_email, to, subject, body)
