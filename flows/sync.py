@@ -123,6 +123,7 @@ def _steps(
 @flow(
     name="sync-tenant",
     flow_run_name="sync-tenant-{tenant_slug}",
+    persist_result=False,  # no "result" artifacts with storage paths: the hub keeps the record
     description="Pull every enabled CRM integration of one tenant into the hub.",
     retries=0,
 )
@@ -196,9 +197,10 @@ async def sync_tenant(
         "counts": counts,
     }
     if errors:
-        raise TenantSyncError(
-            f"tenant {tenant_slug}: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
-        )
+        # Returned, not raised: an exception escaping a flow is written to result storage and
+        # shows in the UI as an untitled "result" artifact with a local path.
+        message = f"tenant {tenant_slug}: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
+        return cast(dict[str, Any], Failed(message=message, data=TenantSyncError(message)))
     if rejected:
         logger.warning(
             "%d CRM record(s) rejected (quarantined with a reason, not merged): see the "
@@ -270,6 +272,7 @@ def _report(
 @flow(
     name="sync-all-tenants",
     flow_run_name=_round_run_name,
+    persist_result=False,
     description="Dispatch sync-tenant for every tenant with an enabled integration (every 15 min).",
 )
 async def sync_all_tenants(
@@ -382,7 +385,9 @@ async def _run_batch(
     )
 
 
-@flow(name="backfill", flow_run_name="backfill-{tenant_slug}-{integration}")
+@flow(
+    name="backfill", flow_run_name="backfill-{tenant_slug}-{integration}", persist_result=False
+)
 async def backfill(
     tenant_slug: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")],
     integration: str,

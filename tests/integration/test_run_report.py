@@ -95,3 +95,34 @@ def test_a_run_that_rejected_records_says_so_in_its_state_log_and_artifacts(
     assert no_lead[0].reason[:40] in artifact.data
     (table,) = asyncio.run(_artifacts("sync-rejecting"))
     assert "CRM records rejected" in str(table.data)
+
+
+def test_a_failed_run_leaves_no_untitled_result_artifact_with_a_storage_path(
+    emulator: Any,
+) -> None:
+    tenant = make_tenant("failing")
+    make_integration(
+        tenant,
+        name="lp",
+        provider="leadperfection",
+        credentials={
+            "clientid": SPEC.clientid,
+            "username": SPEC.username,
+            "password": "not-the-password",
+            "appkey": SPEC.appkey,
+        },
+        base_url=emulator.url,
+    )
+    state = asyncio.run(sync_tenant("failing", return_state=True))  # type: ignore[call-overload]
+    assert state.is_failed() and "lp: authentication failed" not in state.message
+    assert state.message.startswith("tenant failing: lp: AuthError")
+    everything = asyncio.run(_all_artifacts())
+    assert [a.key for a in everything if a.key is None] == [], "no untitled artifacts"
+    assert not any("storage_key" in str(a.data) for a in everything)
+
+
+async def _all_artifacts() -> list[Any]:
+    from prefect import get_client
+
+    async with get_client() as client:
+        return await client.read_artifacts()
