@@ -425,7 +425,10 @@ class HttpEngine:
             raise self.error(PermanentError, request, type(exc).__name__) from None
         except _NOT_SENT_ERRORS as exc:
             name = type(exc).__name__
-            error = self.error(TransientError, request, f"{name} before sending")
+            url = request.url
+            port = url.port or (443 if url.scheme == "https" else 80)
+            what = f"{name} before sending: {url.host}:{port} does not answer"
+            error = self.error(TransientError, request, what)
             raise _Retry(error, name) from None
         except httpx.TransportError as exc:  # timeouts and drops after the request went out
             name = type(exc).__name__

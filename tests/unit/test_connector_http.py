@@ -646,3 +646,12 @@ def test_connector_errors_survive_pickling_with_their_attributes() -> None:
     )
     ambiguous = pickle.loads(pickle.dumps(TransientError("t", ambiguous=True)))
     assert ambiguous.ambiguous is True
+
+
+def test_a_crm_that_does_not_answer_is_reported_with_its_host_and_port() -> None:
+    script, sleeps = Script(httpx.ConnectError("refused")), Sleeps()
+    with pytest.raises(TransientError) as caught:
+        engine(script, sleeps, max_attempts=2).request("GET", "/things")
+    assert "GET /things: ConnectError before sending: api.example.test:443 does not answer" in str(
+        caught.value
+    )
