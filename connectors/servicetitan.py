@@ -47,6 +47,7 @@ import httpx
 from connectors.errors import (
     AuthError,
     BadRequestError,
+    ForbiddenError,
     ResponseFormatError,
 )
 from connectors.http import (
@@ -90,6 +91,38 @@ EXPORT_PATHS: dict[str, str] = {
     # Irregular on purpose: the sales module exposes /estimates/export, not /export/estimates.
     "estimates": "/sales/v2/tenant/{tenant}/estimates/export",
 }
+
+READ_SCOPES: dict[str, str] = {
+    "customers": "CRM: Customers",
+    "customer_contacts": "CRM: Customers",
+    "locations": "CRM: Locations",
+    "appointments": "Job Planning and Management: Appointments",
+    "jobs": "Job Planning and Management: Jobs",
+    "memberships": "Memberships: Customer Memberships",
+    "estimates": "Sales & Estimates: Estimates",
+}
+"""The read scope each export needs (seed 002, "The following Read scopes are required")."""
+
+SCOPE_STEPS = (
+    "edit the app's API scopes in the developer portal "
+    "(https://developer.servicetitan.io/custom/my-apps/ → Edit → Change API Scopes), then "
+    '"upgrade version" of the connected app in ServiceTitan (Settings → Integrations → '
+    "API Application Access)"
+)
+"""Seed 002, "How to upgrade the ServiceTitan app": a scope change takes both steps."""
+
+
+def missing_scope(resource: str, exc: ForbiddenError) -> ForbiddenError:
+    """A 403 on an export, told as what the operator must do about it."""
+    scope = READ_SCOPES.get(resource, "the read scope of this resource")
+    return ForbiddenError(
+        f"ServiceTitan refused to export {resource} (HTTP 403): the app lacks the read scope "
+        f"'{scope}'; {SCOPE_STEPS}. The other resources keep syncing.",
+        provider=PROVIDER,
+        status_code=403,
+        method=exc.method,
+        path=exc.path,
+    )
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,13 @@ import httpx
 import psycopg
 from pydantic import BaseModel
 
-from connectors.errors import ConnectorError
-from connectors.servicetitan import ServiceTitanClient, ServiceTitanCredentials, first_sync_from
+from connectors.errors import ConnectorError, ForbiddenError
+from connectors.servicetitan import (
+    ServiceTitanClient,
+    ServiceTitanCredentials,
+    first_sync_from,
+    missing_scope,
+)
 from crmsync import compose
 from crmsync.compose import Record
 from crmsync.merge import MergeBatch
@@ -132,7 +137,10 @@ class ServiceTitanProvider:
         from_ = cursor.cursor
         if from_ is None and stream not in ("customers", "customer_contacts"):
             from_ = first_sync_from(started_at, days=ctx.first_sync_days)
-        page = _client(ctx).export_page(stream, from_)
+        try:
+            page = _client(ctx).export_page(stream, from_)
+        except ForbiddenError as exc:
+            raise missing_scope(stream, exc) from None
         if page.has_more and page.continue_from == from_:
             raise ConnectorError(
                 f"ServiceTitan export {stream} returned hasMore with an unchanged continueFrom",
