@@ -52,7 +52,11 @@ def database_url() -> str:
 
 
 def sqlalchemy_url() -> str:
-    return "postgresql+psycopg://" + database_url()[len("postgresql://") :]
+    """The same URL for SQLAlchemy (``postgresql+psycopg://``)."""
+    scheme, sep, rest = database_url().partition("://")
+    if scheme != "postgresql" or not sep:  # settings validate DATABASE_URL; this guards the rest
+        raise ValueError("the hub database URL is not a postgresql:// URL")
+    return "postgresql+psycopg://" + rest
 
 
 @lru_cache(maxsize=1)

@@ -70,6 +70,32 @@ def run_table(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list
     return list(rows.values())
 
 
+PULL_COLUMNS = tuple(_PULL)
+INTEGRATION_COLUMNS = ("integration", *PULL_COLUMNS, "error")
+
+
+def integration_rows(
+    counts: dict[str, dict[str, Any]], errors: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The pull rows of :func:`run_table` summed per integration (``crmsync status``): the
+    columns of :data:`INTEGRATION_COLUMNS`, the same names as the run table's; an error names
+    its stream (or sign-in)."""
+    totals: dict[str, dict[str, Any]] = {}
+    for row in run_table(counts, errors):
+        if row["stream"] == "push-activity":
+            continue
+        name = row["integration"]
+        total = totals.setdefault(
+            name, {"integration": name, **dict.fromkeys(PULL_COLUMNS, 0), "error": ""}
+        )
+        for col in PULL_COLUMNS:
+            total[col] += int(row[col] or 0)
+        if row["error"]:
+            error = f"{row['stream']}: {row['error']}"
+            total["error"] = f"{total['error']}; {error}" if total["error"] else error
+    return list(totals.values())
+
+
 @dataclass(slots=True, frozen=True)
 class Rejected:
     integration: str

@@ -10,13 +10,50 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATABASE_URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+class SettingsError(ValueError):
+    """The environment's settings are invalid. The message names the variable and what a valid
+    value looks like, never the value itself (a URL may carry a password)."""
+
+
+def check_database_url(url: str) -> str:
+    """``url`` when it is a PostgreSQL URL that names a database, else ValueError.
+
+    ``postgresql://user[:password]@host[:port]/dbname``; ``postgres://`` and
+    ``postgresql+psycopg://`` are accepted as well, and so are libpq's other forms of the same
+    URL: several ``host:port`` pairs, no host (the local Unix socket) or a socket directory in
+    ``?host=``.
+    """
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise ValueError("it has no postgresql:// scheme")
+    if scheme not in _PG_SCHEMES:
+        raise ValueError(f"its scheme is {scheme!r}, not postgresql")
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    hosts = [h for h in parts.netloc.rpartition("@")[2].split(",") if h]
+    for host in hosts:  # none: libpq's default Unix socket, or ?host=/socket/dir
+        name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if name and port and not port.isdigit():
+            raise ValueError(f"its port {port!r} is not a number")
+    if not parts.path.strip("/") and not query.get("dbname"):
+        raise ValueError("it names no database")
+    return url
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CRMSYNC_", env_file=".env", extra="ignore")
+    # Invalid values stay out of error messages: DATABASE_URL and the secret key are secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="CRMSYNC_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str | None = Field(
         default=None,
@@ -66,10 +103,36 @@ class Settings(BaseSettings):
         description="Prefect notification block ('block-type-slug/name') for failure reports.",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_database_url(url)
+
+
+_ENV_NAMES = {"database_url": "DATABASE_URL"}
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings; SettingsError (one line per invalid variable) if any is invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def _describe(error: object) -> str:
+    assert isinstance(error, dict)
+    # loc is the field name, or the environment variable of a field read through an alias.
+    field = str(error["loc"][0]).lower().removeprefix("crmsync_") if error.get("loc") else "?"
+    name = _ENV_NAMES.get(field, f"CRMSYNC_{field.upper()}")
+    reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if field == "database_url":
+        return (
+            f"{name} is not a valid PostgreSQL URL ({reason}); a valid one looks like "
+            f"{DATABASE_URL_EXAMPLE} (postgres:// and postgresql+psycopg:// work too)"
+        )
+    return f"{name}: {reason}"
 
 
 class PushPolicy(BaseSettings):

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from crmsync import crypto, db
 from crmsync.providers import PROVIDERS, UnknownProviderError, get_provider
-from models.hub import Integration, Tenant, utcnow
+from models.hub import Integration, SyncCursor, Tenant, utcnow
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -188,11 +188,26 @@ def _redact(message: str, credentials: dict[str, Any]) -> str:
 
 @dataclass
 class ApplyResult:
+    """What applying a file changed. Only real changes count: an integration whose provider,
+    flags, URLs, settings and (decrypted) credentials all equal the file's is unchanged."""
+
     tenants_created: int = 0
     tenants_updated: int = 0
+    tenants_unchanged: int = 0
     integrations_created: int = 0
     integrations_updated: int = 0
-    unchanged: int = 0
+    integrations_unchanged: int = 0
+    # "tenant/integration: what changed" for each updated integration (never a value)
+    updates: list[str] = field(default_factory=list)
+    # Integrations of the file with stored cursors (their next sync resumes from them) and
+    # without (their next sync is a first sync over the last first_sync_days days).
+    resuming: int = 0
+    first_sync: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        """Integrations left as they were (the name of earlier releases)."""
+        return self.integrations_unchanged
 
 
 def apply(spec: TenantsFile) -> ApplyResult:
@@ -214,6 +229,8 @@ def apply(spec: TenantsFile) -> ApplyResult:
                 tenant.name, tenant.contact_email = t.name, t.contact_email
                 tenant.updated_at = utcnow()
                 result.tenants_updated += 1
+            else:
+                result.tenants_unchanged += 1
             assert tenant.id is not None  # flushed above when new
             for i in t.integrations:
                 provider = get_provider(i.provider)
@@ -240,15 +257,27 @@ def apply(spec: TenantsFile) -> ApplyResult:
                         )
                     )
                     result.integrations_created += 1
+                    result.first_sync += 1
                     continue
-                changed = (
-                    row.provider != i.provider
-                    or row.enabled != i.enabled
-                    or row.base_url != i.base_url
-                    or row.auth_url != i.auth_url
-                    or row.settings != settings_json
-                    or crypto.decrypt_json(row.credentials) != plain_creds
+                stored = select(SyncCursor).where(
+                    SyncCursor.integration_id == row.id, col(SyncCursor.cursor).is_not(None)
                 )
+                if s.exec(stored).first():
+                    result.resuming += 1
+                else:
+                    result.first_sync += 1
+                changed = [
+                    name
+                    for name, differs in (
+                        ("provider", row.provider != i.provider),
+                        ("enabled", row.enabled != i.enabled),
+                        ("base_url", row.base_url != i.base_url),
+                        ("auth_url", row.auth_url != i.auth_url),
+                        ("settings", row.settings != settings_json),
+                        ("credentials", crypto.decrypt_json(row.credentials) != plain_creds),
+                    )
+                    if differs
+                ]
                 if changed:
                     row.provider, row.enabled = i.provider, i.enabled
                     row.base_url, row.auth_url = i.base_url, i.auth_url
@@ -256,8 +285,9 @@ def apply(spec: TenantsFile) -> ApplyResult:
                     row.credentials = crypto.encrypt_json(plain_creds)
                     row.updated_at = utcnow()
                     result.integrations_updated += 1
+                    result.updates.append(f"{t.slug}/{i.name}: {', '.join(changed)}")
                 else:
-                    result.unchanged += 1
+                    result.integrations_unchanged += 1
         s.commit()
     return result
 

@@ -1,8 +1,13 @@
-"""``crmsync``: the operator and engineer command line.
+"""``crmsync``: the operator and engineer command line (``.venv/bin/crmsync``, ``python -m ops``).
 
 Prefect runs in local mode unless ``PREFECT_API_URL`` points at a server; local mode keeps its
 state in ``<data_dir>/prefect`` rather than ``~/.prefect`` so a checkout never touches the
 developer's other Prefect projects.
+
+Mistakes (an unknown tenant, a malformed ``DATABASE_URL``, a bad tenants file) get one line and
+exit 2, before anything slow starts. Anything else is a bug or an outage: one line naming the
+error and the log file that holds its traceback (``<data_dir>/logs/cli.log``), exit 1; with
+``--debug`` the traceback is printed instead.
 """
 
 from __future__ import annotations
@@ -10,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
-from rich.table import Table
 
 from ops.flowcalls import run_async
-from ops.views import console, err, print_status, rows
+from ops.views import apply_summary, console, err, print_run, print_runs, print_status
 
 os.environ.setdefault(
     "PREFECT_HOME",
@@ -25,7 +31,12 @@ os.environ.setdefault(
 )
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
-app = typer.Typer(help="CRM ⇄ hub integration service.", no_args_is_help=True)
+# Locals stay out of --debug tracebacks: they hold credentials and URLs with passwords.
+app = typer.Typer(
+    help="CRM ⇄ hub integration service.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 tenants_app = typer.Typer(help="Tenants and their CRM integrations.", no_args_is_help=True)
 db_app = typer.Typer(help="The hub database.", no_args_is_help=True)
 activity_app = typer.Typer(help="The hub's outbox of activities to push.", no_args_is_help=True)
@@ -36,6 +47,48 @@ runs_app = typer.Typer(help="Sync runs and their per-record lineage.", no_args_i
 app.add_typer(activity_app, name="activity")
 app.add_typer(runs_app, name="runs")
 app.add_typer(integrations_app, name="integrations")
+
+
+_debug = False
+KNOWN_TENANTS_SHOWN = 30
+
+
+@app.callback()
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print the traceback of an unexpected error")
+    ] = False,
+) -> None:
+    """CRM ⇄ hub integration service."""
+    global _debug
+    _debug = debug
+    from crmsync.settings import SettingsError, get_settings
+
+    try:
+        get_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr and the exit code: how every user mistake ends."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def require_tenant(slug: str) -> None:
+    """Exit 2 naming the known tenants unless ``slug`` is one (the schema must be migrated)."""
+    from crmsync import overview
+
+    known = overview.tenant_slugs()
+    if slug in known:
+        return
+    if not known:
+        fail(f"unknown tenant {slug!r}; no tenants yet (crmsync tenants apply FILE)")
+    names = ", ".join(known[:KNOWN_TENANTS_SHOWN])
+    hidden = len(known) - KNOWN_TENANTS_SHOWN
+    more = f" and {hidden} more (crmsync status)" if hidden > 0 else ""
+    fail(f"unknown tenant {slug!r}; known tenants: {names}{more}")
 
 
 @db_app.command("upgrade")
@@ -53,19 +106,16 @@ def tenants_apply(
 ) -> None:
     """Create or update tenants and integrations from FILE (idempotent)."""
     from crmsync import db, tenants
+    from crmsync.settings import get_settings
 
     try:
         spec = tenants.load(file)
     except tenants.ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     db.upgrade()
     result = tenants.apply(spec)
-    console.print(
-        f"tenants: {result.tenants_created} created, {result.tenants_updated} updated; "
-        f"integrations: {result.integrations_created} created, "
-        f"{result.integrations_updated} updated, {result.unchanged} unchanged"
-    )
+    for line in apply_summary(result, get_settings().first_sync_days):
+        console.print(line, highlight=False)
 
 
 @app.command("sync")
@@ -76,12 +126,14 @@ def sync(
 ) -> None:
     """Run the sync flow now, in this process (Prefect local mode or PREFECT_API_URL)."""
     from crmsync import db
-    from flows.sync import sync_all_tenants, sync_tenant
 
     if not tenant and not all_:
-        err.print("give --tenant SLUG or --all")
-        raise typer.Exit(2)
+        fail("give --tenant SLUG or --all")
     db.upgrade()
+    if tenant:
+        require_tenant(tenant)  # before Prefect starts: a typo costs a second, not a server start
+    from flows.sync import sync_all_tenants, sync_tenant
+
     if tenant:
         state = run_async(sync_tenant(tenant, return_state=True))
     else:
@@ -94,10 +146,12 @@ def sync(
 
 @app.command("status")
 def status(tenant: Annotated[str | None, typer.Option(help="Only this tenant")] = None) -> None:
-    """Each tenant's integrations, stream cursors and last run counts."""
+    """Each tenant's integrations, stream cursors and each integration's last run."""
     from crmsync import db
 
     db.upgrade()
+    if tenant:
+        require_tenant(tenant)
     print_status(tenant)
 
 
@@ -107,9 +161,12 @@ def demo(
     jobs: Annotated[int, typer.Option(help="Jobs per demo tenant")] = 200,
 ) -> None:
     """Sandbox CRMs on loopback + demo tenants + a full sync through Prefect, twice."""
-    from ops.demo import run_demo
+    from ops.demo import SandboxMissing, run_demo
 
-    ok = run_demo(port=port, jobs=jobs, console=console)
+    try:
+        ok = run_demo(port=port, jobs=jobs, console=console)
+    except SandboxMissing as exc:
+        fail(str(exc))
     raise typer.Exit(0 if ok else 1)
 
 
@@ -147,6 +204,7 @@ def activity_add(
     from crmsync.sync import TenantNotFoundError, tenant_id_of
 
     db.upgrade()
+    require_tenant(tenant)
     try:
         # Validated by the model (kind, channel and event are Literal types there), from the
         # command line's plain strings.
@@ -164,8 +222,7 @@ def activity_add(
         )
         activity_id = push.record_activity(activity)
     except (ValidationError, LookupError, TenantNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     console.print(f"activity {activity_id} recorded")
 
 
@@ -173,9 +230,11 @@ def activity_add(
 def push_now(tenant: Annotated[str, typer.Option(help="Tenant slug")]) -> None:
     """Plan and deliver the tenant's due pushes now (the push-activity flow)."""
     from crmsync import db
-    from flows.push import push_activity
 
     db.upgrade()
+    require_tenant(tenant)
+    from flows.push import push_activity
+
     counts = asyncio.run(push_activity(tenant, include_deferred=True))
     console.print(counts)
 
@@ -242,21 +301,12 @@ def runs_list(
     limit: Annotated[int, typer.Option(help="How many")] = 20,
 ) -> None:
     """Recent tenant sync runs, newest first."""
-    table = Table(title="Sync runs")
-    for col in ("run", "tenant", "status", "started (UTC)", "seconds", "flow run"):
-        table.add_column(col)
-    for row in rows(
-        """
-        SELECT r.id, t.slug, r.status,
-               to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-               round(extract(epoch FROM r.finished_at - r.started_at)::numeric, 1), r.flow_run_id
-        FROM sync_run r JOIN tenant t ON t.id = r.tenant_id
-        WHERE %s::text IS NULL OR t.slug = %s ORDER BY r.id DESC LIMIT %s
-        """,
-        (tenant, tenant, limit),
-    ):
-        table.add_row(*(str(v) if v is not None else "" for v in row))
-    console.print(table)
+    from crmsync import db
+
+    db.upgrade()
+    if tenant:
+        require_tenant(tenant)
+    print_runs(tenant, limit)
 
 
 @runs_app.command("show")
@@ -264,76 +314,24 @@ def runs_show(
     run_id: int,
     records: Annotated[int, typer.Option(help="Records listed per action")] = 20,
 ) -> None:
-    """What one run did: counts, and which CRM records were created/updated/rejected and which
-    activities were pushed where."""
-    from crmsync import db
+    """What one run did: its counts, which CRM records it created/updated, every record it
+    rejected with the reason, and which activities it pushed where."""
+    from crmsync import db, overview
 
     db.upgrade()
-    head = rows(
-        "SELECT t.slug, r.status, r.started_at, r.finished_at, r.counts, r.errors, r.flow_run_id "
-        "FROM sync_run r JOIN tenant t ON t.id = r.tenant_id WHERE r.id = %s",
-        (run_id,),
-    )
-    if not head:
-        typer.echo(f"error: no run {run_id}", err=True)
-        raise typer.Exit(2)
-    slug, state, started, finished, _counts, errors, flow_run_id = head[0]
-    console.print(
-        f"run {run_id}: tenant {slug}, {state}, {started:%Y-%m-%d %H:%M:%S} → {finished:%H:%M:%S}"
-        if finished
-        else f"run {run_id}: tenant {slug}, {state}"
-    )
-    if flow_run_id:
-        console.print(f"Prefect flow run: {flow_run_id}")
-    for key, value in errors.items():
-        console.print(f"[red]error[/red] {key}: {value}", highlight=False)
-    lineage = Table(title="Records")
-    for col in ("integration", "stream", "action", "count", f"first {records} external ids"):
-        lineage.add_column(col)
-    for name, stream, action, n, ids in rows(
-        """
-        SELECT i.name, l.stream, l.action, count(*),
-               string_agg(coalesce(l.model || ':', '') || l.external_id, ', ' ORDER BY l.id)
-                 FILTER (WHERE l.rn <= %s)
-        FROM (SELECT *, row_number() OVER (PARTITION BY integration_id, stream, action
-                                           ORDER BY id) AS rn
-              FROM sync_lineage WHERE run_id = %s) l
-        JOIN integration i ON i.id = l.integration_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        """,
-        (records, run_id),
-    ):
-        lineage.add_row(name, stream, action, str(n), ids or "")
-    console.print(lineage)
-    pushes = Table(title="Pushes")
-    for col in ("activity", "integration", "target", "status", "CRM record", "attempts", "error"):
-        pushes.add_column(col)
-    for row in rows(
-        """
-        SELECT l.activity_id, i.name, l.target, l.status, coalesce(l.target_ref || ' / ', '') ||
-               coalesce(l.crm_record_id, ''), l.attempts, left(coalesce(l.last_error, ''), 60)
-        FROM push_ledger l JOIN integration i ON i.id = l.integration_id
-        WHERE l.last_run_id = %s ORDER BY l.id LIMIT 200
-        """,
-        (run_id,),
-    ):
-        pushes.add_row(*(str(v) for v in row))
-    console.print(pushes)
+    run = overview.run(run_id)
+    if run is None:
+        fail(f"no run {run_id} (crmsync runs list shows the recent ones)")
+    print_run(run, records)
 
 
 def _set_paused(tenant: str, integration: str, paused: bool) -> None:
-    from crmsync import db
+    from crmsync import db, overview
 
     db.upgrade()
-    with db.connect() as conn:
-        cur = conn.execute(
-            "UPDATE integration i SET paused = %s, updated_at = now() FROM tenant t "
-            "WHERE t.id = i.tenant_id AND t.slug = %s AND i.name = %s",
-            (paused, tenant, integration),
-        )
-        conn.commit()
-    if cur.rowcount == 0:
-        typer.echo(f"error: tenant {tenant} has no integration {integration!r}", err=True)
-        raise typer.Exit(2)
+    require_tenant(tenant)
+    if not overview.set_paused(tenant, integration, paused):
+        fail(f"tenant {tenant} has no integration {integration!r}")
     console.print(f"{tenant}/{integration} {'paused' if paused else 'resumed'}")
 
 
@@ -423,5 +421,50 @@ def stack_status() -> None:
         raise typer.Exit(1) from None
 
 
-def main() -> None:  # pragma: no cover
-    app(sys.argv[1:])
+def _log_file() -> Path:
+    from crmsync.settings import SettingsError, get_settings
+
+    try:
+        data_dir = get_settings().data_dir
+    except SettingsError:
+        data_dir = Path(".crmsync")
+    return data_dir.resolve() / "logs" / "cli.log"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: user mistakes exit 2 with one line (the commands do that); anything
+    unexpected prints one line and leaves its traceback in the log file (or, with --debug, on
+    stderr)."""
+    import psycopg
+
+    try:
+        app(argv if argv is not None else sys.argv[1:])
+    except Exception as exc:
+        if _debug:
+            raise
+        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+        if isinstance(cause, psycopg.OperationalError):
+            # An outage or a wrong address, not a bug: the message says which server and why.
+            reason = (str(cause).strip().splitlines() or ["no reason given"])[0]
+            typer.echo(f"error: the hub database does not answer: {reason}", err=True)
+            sys.exit(1)
+        log = _log_file()
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a") as out:
+                command = " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
+                out.write(f"--- {datetime.now(UTC).isoformat()} crmsync {command}\n")
+                out.write("".join(traceback.format_exception(exc)))
+            where = f"traceback in {log}"
+        except OSError:
+            where = "no log file could be written"
+        typer.echo(
+            f"error: unexpected {_one_line(exc)} ({where}; rerun with --debug to print it)",
+            err=True,
+        )
+        sys.exit(1)

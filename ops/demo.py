@@ -1,8 +1,10 @@
 """``crmsync demo`` (``make demo``): the sandbox CRMs on loopback, the demo tenants, two full
 syncs through Prefect, the status tables after each.
 
-The first sync loads everything; the second, after a few records change in the emulator, shows
-the incremental path (only the changes are fetched and merged).
+On an empty hub the first sync loads the last 90 days (``first_sync_days``); the second, after a
+few records change in the emulator, shows the incremental path (only the changes are fetched and
+merged). Run again on the same hub, integrations resume from the cursors they stored, and the
+demo says so.
 
 The emulators live in ``sandbox/``, a folder of the checkout that the installed package does not
 ship: ``make setup`` installs the project in editable mode, which puts the checkout on
@@ -18,7 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from ops.flowcalls import run_async
-from ops.views import print_status
+from ops.views import apply_summary, print_status
 
 
 class SandboxMissing(RuntimeError):
@@ -35,6 +37,7 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
         ) from None
 
     from crmsync import db, tenants
+    from crmsync.settings import get_settings
     from flows.sync import sync_all_tenants
 
     console.rule("crmsync demo")
@@ -50,9 +53,20 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
             f"LeadPerfection emulator on {crms.lp_url}, improveit360 (Salesforce) on {crms.sf_url}"
         )
         result = tenants.apply(tenants.load(DEMO_FILE))
-        console.print(f"tenants applied from {DEMO_FILE.name}: {result}")
+        console.print(f"tenants applied from {DEMO_FILE.name}:")
+        days = get_settings().first_sync_days
+        for line in apply_summary(result, days):
+            console.print(f"  {line}", highlight=False)
 
-        console.rule("first sync (last 90 days)")
+        if not result.resuming:
+            console.rule(f"first sync (last {days} days)")
+        elif not result.first_sync:
+            console.rule("sync (every integration resumes from its stored cursors)")
+        else:
+            console.rule(
+                f"sync ({result.first_sync} integration(s) read the last {days} days, "
+                f"{result.resuming} resume from stored cursors)"
+            )
         state: Any = run_async(sync_all_tenants(return_state=True))
         console.print(f"sync-all-tenants: {state.name} — {state.message}")
         print_status()

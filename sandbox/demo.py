@@ -3,14 +3,15 @@ improveit360), seeded for the tenants of ``demo-tenants.yaml``.
 
 ``crmsync demo`` (``ops/demo.py``) starts them with :func:`demo_crms`, applies the tenants file
 and syncs twice; between the syncs :meth:`DemoCRMs.change_some_records` edits a few records, so
-the second sync shows the incremental path. The credentials are random per run and reach the
-tenants file through the ``DEMO_*`` environment variables it names.
+the second sync shows the incremental path. The credentials reach the tenants file through the
+``DEMO_*`` environment variables it names; they are fixed demo values (loopback emulators guard
+nothing), so applying the file again to the same hub changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,11 @@ from sandbox.servicetitan import EmulatorState, TenantSpec, run_emulator
 
 DEMO_FILE = Path(__file__).with_name("demo-tenants.yaml")
 ST_TENANTS = {"acme": 1001, "bolt": 1002, "cool": 1003}
+
+
+def _demo_value(name: str, length: int = 16) -> str:
+    """A fixed, credential-shaped demo value (hex), the same on every run."""
+    return hashlib.sha256(f"crmsync demo {name}".encode()).hexdigest()[:length]
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,10 @@ class DemoCRMs:
 def demo_crms(port: int, jobs: int) -> Iterator[DemoCRMs]:
     """ServiceTitan on ``port``, LeadPerfection on ``port + 1``, improveit360 on ``port + 2``,
     each with ``jobs`` records per demo tenant; ``DEMO_*`` set for ``demo-tenants.yaml``."""
-    app_key = "ak1.demo-" + secrets.token_hex(4)
+    app_key = "ak1.demo-" + _demo_value("st app key", 8)
     specs = []
     for i, (short, st_id) in enumerate(ST_TENANTS.items()):
-        secret = "cs1." + secrets.token_hex(8)
+        secret = "cs1." + _demo_value(f"st secret {short}")
         os.environ[f"DEMO_{short.upper()}_SECRET"] = secret
         specs.append(
             TenantSpec(
@@ -70,8 +76,9 @@ def demo_crms(port: int, jobs: int) -> Iterator[DemoCRMs]:
             )
         )
     os.environ["DEMO_ST_APP_KEY"] = app_key
-    lp_password, lp_appkey = secrets.token_hex(8), str(uuid.uuid4())
-    sf_secret, sf_refresh = secrets.token_hex(8), "5Aep861." + secrets.token_hex(8)
+    lp_password = _demo_value("lp password")
+    lp_appkey = str(uuid.UUID(_demo_value("lp app key", 32)))
+    sf_secret, sf_refresh = _demo_value("sf secret"), "5Aep861." + _demo_value("sf refresh")
     os.environ.update(
         DEMO_LP_PASSWORD=lp_password,
         DEMO_LP_APPKEY=lp_appkey,
