@@ -385,9 +385,7 @@ async def _run_batch(
     )
 
 
-@flow(
-    name="backfill", flow_run_name="backfill-{tenant_slug}-{integration}", persist_result=False
-)
+@flow(name="backfill", flow_run_name="backfill-{tenant_slug}-{integration}", persist_result=False)
 async def backfill(
     tenant_slug: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")],
     integration: str,
