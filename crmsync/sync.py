@@ -87,7 +87,12 @@ def hold_contexts(integration_ids: Iterable[int]) -> None:
     between runs is read by the next one.
     """
     for integration_id in integration_ids:
-        _held[integration_id] = _load_integration(integration_id)
+        try:
+            _held[integration_id] = _load_integration(integration_id)
+        except (LookupError, ValueError, crypto.CredentialDecryptError):
+            # Undecryptable or invalid stored settings: not held, so the integration's own
+            # authenticate step reads it again and reports the error for that integration only.
+            continue
 
 
 def release_contexts(integration_ids: Iterable[int]) -> None:

@@ -126,3 +126,32 @@ async def _all_artifacts() -> list[Any]:
 
     async with get_client() as client:
         return await client.read_artifacts()
+
+
+def test_an_integration_whose_credentials_cannot_be_read_fails_alone(emulator: Any) -> None:
+    tenant = make_tenant("half-broken")
+    for name in ("lp-good", "lp-garbled"):
+        make_integration(
+            tenant,
+            name=name,
+            provider="leadperfection",
+            credentials={
+                "clientid": SPEC.clientid,
+                "username": SPEC.username,
+                "password": SPEC.password,
+                "appkey": SPEC.appkey,
+            },
+            base_url=emulator.url,
+        )
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE integration SET credentials = %s WHERE name = 'lp-garbled'", (b"not fernet",)
+        )
+    state = asyncio.run(sync_tenant("half-broken", return_state=True))  # type: ignore[call-overload]
+    assert state.is_failed()
+    with db.connect() as conn:
+        ((errors, counts),) = conn.execute(
+            "SELECT errors, counts FROM sync_run ORDER BY id DESC LIMIT 1"
+        ).fetchall()
+    assert set(errors) == {"lp-garbled"}
+    assert counts["lp-good:prospects"]["fetched"] > 0
