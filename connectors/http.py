@@ -26,6 +26,7 @@ headers, tokens, bodies or query strings (some APIs carry keys in them).
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import functools
 import hashlib
@@ -36,7 +37,8 @@ import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -60,10 +62,12 @@ from connectors.errors import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Exchange",
     "HttpEngine",
     "TokenBucket",
     "TokenProvider",
     "parse_retry_after",
+    "record_exchanges",
 ]
 
 logger = logging.getLogger("crmsync.connectors")
@@ -106,6 +110,38 @@ def _sent_secrets(request: httpx.Request) -> list[str]:
     values.extend(value for name, value in fields if _SENSITIVE_NAME.search(name))
     # Longest first, so a header value is masked whole before its token part is.
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request an engine sent and what came back, as a push attempt keeps it for developers:
+    method, URL path (never the query string, headers or bodies), HTTP status or the transport
+    error, milliseconds, and for a status of 300 or more the body excerpt with every credential
+    the request sent masked (:meth:`HttpEngine.excerpt`)."""
+
+    method: str
+    path: str
+    status: int | None
+    ms: int
+    error: str | None = None
+    excerpt: str | None = None
+
+
+_exchanges: contextvars.ContextVar[list[Exchange] | None] = contextvars.ContextVar(
+    "crmsync_http_exchanges", default=None
+)
+
+
+@contextmanager
+def record_exchanges() -> Iterator[list[Exchange]]:
+    """Collect every request the engines send in this context (thread or task) inside the block,
+    token requests and retries included; outside such a block nothing is kept."""
+    kept: list[Exchange] = []
+    token = _exchanges.set(kept)
+    try:
+        yield kept
+    finally:
+        _exchanges.reset(token)
 
 
 class TokenProvider(ABC):
@@ -420,7 +456,7 @@ class HttpEngine:
             self.before_request(request)
         started = time.monotonic()
         try:
-            response = self._client.send(request)
+            response = self._send_kept(request)
         except _PERMANENT_TRANSPORT_ERRORS as exc:
             raise self.error(PermanentError, request, type(exc).__name__) from None
         except _NOT_SENT_ERRORS as exc:
@@ -444,6 +480,25 @@ class HttpEngine:
             response.status_code,
             time.monotonic() - started,
         )
+        return response
+
+    def _send_kept(self, request: httpx.Request) -> httpx.Response:
+        """``client.send``, noted in the exchanges being recorded (:func:`record_exchanges`)."""
+        kept = _exchanges.get()
+        if kept is None:
+            return self._client.send(request)
+        started = time.monotonic()
+        method, path = request.method, request.url.path
+        try:
+            response = self._client.send(request)
+        except httpx.HTTPError as exc:
+            ms = round((time.monotonic() - started) * 1000)
+            kept.append(Exchange(method, path, None, ms, error=type(exc).__name__))
+            raise
+        ms = round((time.monotonic() - started) * 1000)
+        status = response.status_code
+        excerpt = self.excerpt(response) if status >= 300 else None
+        kept.append(Exchange(method, path, status, ms, excerpt=excerpt))
         return response
 
     def _attempt(

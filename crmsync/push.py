@@ -27,14 +27,17 @@ operator asks for a window of them with :func:`push_backlog`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from connectors.errors import ConnectorError, TransientError
+from connectors.http import Exchange, record_exchanges
 from crmsync import db
 from crmsync.providers import get_provider
 from crmsync.providers.base import PushActivity, PushTarget
@@ -351,10 +354,15 @@ def deliver(
                 contexts[integration_id] = load_integration(integration_id)
             ctx = contexts[integration_id]
             activity = activities[activity_id]
-            outcome = _deliver_one(
-                conn, ctx, activity, PushTarget(target), key, attempts, ambiguous, policy, now
+            started_at, clock = datetime.now(UTC), time.monotonic()
+            with record_exchanges() as exchanges:
+                outcome = _deliver_one(
+                    conn, ctx, activity, PushTarget(target), key, attempts, ambiguous, policy, now
+                )
+            kept = _Attempt(ctx, activity, attempts, started_at, clock, exchanges)
+            _record(
+                conn, ledger_id, outcome, policy, now, run_id, kept if outcome.attempted else None
             )
-            _record(conn, ledger_id, outcome, policy, now, run_id)
             setattr(
                 counts,
                 outcome.status if outcome.status != "pending" else "failed",
@@ -376,6 +384,20 @@ class _Outcome:
     error: str | None = None
     ambiguous: bool = False
     attempted: bool = True
+    request: dict[str, Any] = field(default_factory=dict)
+    found_existing: bool = False
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What a push_attempt row is made of besides the outcome (see :func:`_keep_attempt`)."""
+
+    ctx: Any
+    activity: PushActivity
+    number: int
+    started_at: datetime
+    clock: float
+    exchanges: list[Exchange]
 
 
 def _deliver_one(
@@ -395,10 +417,16 @@ def _deliver_one(
     )
     if settings_target is None:
         return _Outcome("skipped", error="settings no longer push this target", attempted=False)
+    request: dict[str, Any] = {
+        "provider": ctx.provider,
+        "integration": ctx.name,
+        "target": target.name,
+        "idempotency_key": key,
+    }
     try:
         parent = provider.resolve_parent(ctx, conn, activity, settings_target)
     except Exception as exc:
-        return _Outcome("failed", error=_safe(exc))
+        return _Outcome("failed", error=_safe(exc), request={**request, "step": "resolve_parent"})
     if parent is None:
         age = (now - activity.occurred_at).total_seconds()
         if age >= policy.orphan_after_seconds:
@@ -407,18 +435,36 @@ def _deliver_one(
             )
         return _Outcome("deferred", attempted=False)
     text = render_text(activity, settings_target.include_content, key)
+    check_first = attempts > 1 or ambiguous
+    request.update(
+        parent=parent,
+        check_first=check_first,
+        include_content=settings_target.include_content,
+        text_first_line=text.split("\n", 1)[0],
+        text_chars=len(text),
+    )
     try:
-        if attempts > 1 or ambiguous:
+        if check_first:
             existing = provider.find_pushed(ctx, settings_target, parent, key)
             if existing is not None:
-                return _Outcome("delivered", crm_record_id=existing, target_ref=parent)
+                return _Outcome(
+                    "delivered",
+                    crm_record_id=existing,
+                    target_ref=parent,
+                    request=request,
+                    found_existing=True,
+                )
         crm_id = provider.create_push(ctx, settings_target, parent, text)
-        return _Outcome("delivered", crm_record_id=crm_id, target_ref=parent)
+        return _Outcome("delivered", crm_record_id=crm_id, target_ref=parent, request=request)
     except ConnectorError as exc:
         maybe_sent = isinstance(exc, TransientError) and exc.ambiguous
-        return _Outcome("failed", target_ref=parent, error=_safe(exc), ambiguous=maybe_sent)
+        return _Outcome(
+            "failed", target_ref=parent, error=_safe(exc), ambiguous=maybe_sent, request=request
+        )
     except Exception as exc:
-        return _Outcome("failed", target_ref=parent, error=_safe(exc), ambiguous=True)
+        return _Outcome(
+            "failed", target_ref=parent, error=_safe(exc), ambiguous=True, request=request
+        )
 
 
 def _record(
@@ -428,7 +474,10 @@ def _record(
     policy: PushPolicy,
     now: datetime,
     run_id: int | None = None,
+    attempt: _Attempt | None = None,
 ) -> None:
+    """Write the outcome to the ledger row and, for an attempt that reached for the CRM, keep the
+    attempt (push_attempt), in one transaction."""
     status = o.status
     if status == "failed":
         (attempts,) = conn.execute(
@@ -466,7 +515,74 @@ def _record(
             ledger_id,
         ),
     )
+    if attempt is not None:
+        _keep_attempt(conn, ledger_id, o, attempt, run_id)
     conn.commit()
+
+
+def _keep_attempt(
+    conn: psycopg.Connection[Any], ledger_id: int, o: _Outcome, a: _Attempt, run_id: int | None
+) -> None:
+    response = {
+        "outcome": o.status,
+        "crm_record_id": o.crm_record_id,
+        "found_existing": o.found_existing,
+        "exchanges": [asdict(e) for e in a.exchanges],
+    }
+    credentials = a.ctx.credentials
+    conn.execute(
+        """
+        INSERT INTO push_attempt (tenant_id, ledger_id, activity_id, integration_id, attempt,
+                                  outcome, started_at, ms, request, response, crm_record_id,
+                                  error, run_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        """,
+        (
+            a.activity.tenant_id,
+            ledger_id,
+            a.activity.id,
+            a.ctx.id,
+            a.number,
+            o.status,
+            a.started_at,
+            round((time.monotonic() - a.clock) * 1000),
+            Jsonb(redact(o.request, credentials)),
+            Jsonb(redact(response, credentials)),
+            o.crm_record_id,
+            redact(o.error, credentials),
+            run_id,
+        ),
+    )
+
+
+def redact(value: Any, credentials: BaseModel) -> Any:
+    """``value`` (text, or JSON-like lists and dicts of it) with every secret of the integration's
+    credentials (its ``SecretStr`` fields) replaced by ``***``: an attempt is kept as the CRM
+    answered it, and a CRM may echo what it was sent."""
+    secrets = sorted(
+        (
+            v.get_secret_value()
+            for _, v in credentials
+            if isinstance(v, SecretStr) and len(v.get_secret_value()) >= 4
+        ),
+        key=len,
+        reverse=True,
+    )
+    if not secrets:
+        return value
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            for secret in secrets:
+                item = item.replace(secret, "***")
+            return item
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
 
 
 def requeue(
@@ -602,6 +718,52 @@ def _tenant_summary(hours: float, rows: list[tuple[Any, ...]], limit: int) -> Te
     if len(rows) > limit:
         lines += ["", f"… and {len(rows) - limit} more."]
     return TenantFailures(tenant_id, slug, name, contact_email, len(rows), "\n".join(lines) + "\n")
+
+
+def describe_activity(activity_id: int) -> dict[str, Any] | None:
+    """Everything about one activity a developer may ask (seed 003: "The Integration object with
+    all details reported is available for developers"): the activity, its ledger rows and every
+    attempt with its request summary and the CRM's answers. None when there is no such
+    activity."""
+    with db.connect() as conn:
+        cur = conn.execute(
+            """
+            SELECT a.id, t.slug AS tenant, a.contact_id, a.opportunity_id, a.kind, a.channel,
+                   a.campaign_event, a.campaign_name, a.occurred_at, a.created_at,
+                   length(a.body) AS body_chars
+            FROM activity a JOIN tenant t ON t.id = a.tenant_id WHERE a.id = %s
+            """,
+            (activity_id,),
+        )
+        head = cur.fetchone()
+        if head is None:
+            return None
+        out: dict[str, Any] = dict(zip([d.name for d in cur.description or []], head, strict=True))
+        for name, sql in (
+            (
+                "pushes",
+                """
+                SELECT l.id, i.name AS integration, l.target, l.status, l.attempts, l.target_ref,
+                       l.crm_record_id, l.idempotency_key, l.next_attempt_at, l.delivered_at,
+                       l.last_error
+                FROM push_ledger l JOIN integration i ON i.id = l.integration_id
+                WHERE l.activity_id = %s ORDER BY l.id
+                """,
+            ),
+            (
+                "attempts",
+                """
+                SELECT p.ledger_id, i.name AS integration, p.attempt, p.outcome, p.started_at,
+                       p.ms, p.request, p.response, p.crm_record_id, p.error, p.run_id
+                FROM push_attempt p JOIN integration i ON i.id = p.integration_id
+                WHERE p.activity_id = %s ORDER BY p.id
+                """,
+            ),
+        ):
+            cur = conn.execute(sql, (activity_id,))
+            names = [d.name for d in cur.description or []]
+            out[name] = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return out
 
 
 def due_tenants(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
     LargeBinary,
     PrimaryKeyConstraint,
     Text,
@@ -360,6 +361,44 @@ class PushLedger(SQLModel, table=True):
     delivered_at: datetime | None = _ts(nullable=True, default_now=False)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class PushAttempt(SQLModel, table=True):
+    """One attempt of a push ledger row, kept for developers (seed 003: "The Integration object
+    with all details reported is available for developers"; migration 0009).
+
+    ``request`` summarises what was asked (target, parent record, idempotency key, whether an
+    earlier copy was looked for first, the text's first line and length); ``response`` holds each
+    HTTP exchange (method, path, status, milliseconds, masked error excerpt) and the CRM's record
+    id. Never a token, credential, header or request body (:func:`crmsync.push.redact`).
+    """
+
+    __tablename__ = "push_attempt"
+    __table_args__ = (
+        Index("ix_push_attempt_activity", "tenant_id", "activity_id"),
+        Index("ix_push_attempt_ledger", "ledger_id"),
+    )
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    ledger_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey("push_ledger.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    activity_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("activity.id", ondelete="CASCADE"), nullable=False)
+    )
+    integration_id: int = _integration_fk()
+    attempt: int = Field(sa_column=Column(Integer, nullable=False))
+    outcome: str = Field(sa_column=Column(Text, nullable=False))
+    started_at: datetime = _ts()
+    ms: int = Field(sa_column=Column(Integer, nullable=False))
+    request: dict[str, Any] = _jsonb()
+    response: dict[str, Any] = _jsonb()
+    crm_record_id: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    run_id: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class SyncLineage(SQLModel, table=True):

@@ -226,6 +226,21 @@ def activity_add(
     console.print(f"activity {activity_id} recorded")
 
 
+@activity_app.command("show")
+def activity_show(activity_id: int) -> None:
+    """One activity: where it is pushed, and every attempt with its request summary and the CRM's
+    answers (method, path, status, error excerpt; never a token or credential)."""
+    from crmsync import db, push
+    from ops.push_views import print_activity
+
+    db.upgrade()
+    details = push.describe_activity(activity_id)
+    if details is None:
+        typer.echo(f"error: no activity {activity_id}", err=True)
+        raise typer.Exit(2)
+    print_activity(details, console)
+
+
 @app.command("push")
 def push_now(tenant: Annotated[str, typer.Option(help="Tenant slug")]) -> None:
     """Plan and deliver the tenant's due pushes now (the push-activity flow)."""

@@ -539,3 +539,106 @@ def test_an_operator_pushes_a_chosen_backlog_of_a_disabled_period_on_purpose(
     assert "wanted" in note["text"] and "not wanted" not in note["text"]
     with pytest.raises(LookupError, match="no integration"):
         push.push_backlog(tenant, integ + 1000, since, until)
+
+
+# -- seed 003: "The Integration object with all details reported is available for developers" --
+
+
+def attempts_of(tenant: int) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        cur = conn.execute(
+            "SELECT attempt, outcome, request, response, crm_record_id, error FROM push_attempt "
+            "WHERE tenant_id = %s ORDER BY id",
+            (tenant,),
+        )
+        names = [d.name for d in cur.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def test_every_push_attempt_is_kept_with_its_request_summary_and_the_crms_response(
+    emulator: Any,
+) -> None:
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    job = job_of(emulator, 201, 5)
+    activity(tenant, synced_contact(tenant, integ, job))
+    emulator.state.arm_fault("status", route="*/notes", times=1, status=503)
+    assert run(tenant).failed == 1
+    assert run(tenant).delivered == 1
+    first, second = attempts_of(tenant)
+
+    assert (first["attempt"], first["outcome"], first["crm_record_id"]) == (1, "failed", None)
+    assert first["request"]["target"] == "job_note"
+    assert first["request"]["parent"] == str(job["id"])
+    assert first["request"]["idempotency_key"].startswith("hatch-")
+    assert first["request"]["check_first"] is False
+    notes_path = f"/jobs/{job['id']}/notes"
+    (refused,) = [x for x in first["response"]["exchanges"] if x["path"].endswith(notes_path)]
+    assert (refused["method"], refused["status"]) == ("POST", 503)
+    assert "503" in first["error"]
+
+    assert (second["attempt"], second["outcome"]) == (2, "delivered")
+    assert second["request"]["check_first"] is True, "after a failure it looks for a copy first"
+    calls = [(x["method"], x["status"]) for x in second["response"]["exchanges"]]
+    assert ("GET", 200) in calls and calls[-1][0] == "POST" and calls[-1][1] < 300
+    with db.connect() as conn:
+        (crm_id,) = conn.execute(
+            "SELECT crm_record_id FROM push_ledger WHERE tenant_id = %s", (tenant,)
+        ).fetchone()  # type: ignore[misc]
+    assert crm_id and second["crm_record_id"] == crm_id == second["response"]["crm_record_id"]
+
+
+def test_push_attempts_never_keep_a_token_or_a_credential(emulator: Any) -> None:
+    from connectors.http import TokenCache
+
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    activity(tenant, synced_contact(tenant, integ, job_of(emulator, 201, 6)))
+    emulator.state.arm_fault("expire_token", times=1)  # a re-authentication inside the attempt
+    assert run(tenant).delivered == 1
+    key = TokenCache.key(emulator.url + "/connect/token", "cid.201", "cs1.201")
+    token = DEFAULT_TOKEN_CACHE.get(key)
+    assert token is not None
+    kept = repr(attempts_of(tenant))
+    assert "/connect/token" in kept, "the re-authentication is part of the attempt"
+    for needle in (token.access_token, "cs1.201", APP_KEY):
+        assert needle not in kept
+
+
+def test_push_attempt_summaries_mask_credential_values_the_crm_echoes() -> None:
+    from models.integrations.servicetitan import ServiceTitanCredentialsModel
+
+    creds = ServiceTitanCredentialsModel.model_validate(
+        {
+            "client_id": "cid.1",
+            "client_secret": "cs1.very-secret",
+            "app_key": "ak1.app-key",
+            "tenant_id": "1",
+        }
+    )
+    kept = push.redact(
+        {"exchanges": [{"excerpt": "bad app key ak1.app-key for cs1.very-secret"}]}, creds
+    )
+    assert kept == {"exchanges": [{"excerpt": "bad app key *** for ***"}]}
+
+
+def test_activity_show_lists_every_attempt_for_developers(emulator: Any) -> None:
+    from typer.testing import CliRunner
+
+    from ops.cli import app
+
+    tenant, integ = st_tenant(emulator, "acme", 201, push_outgoing_campaign_messages="job")
+    job = job_of(emulator, 201, 7)
+    act = activity(tenant, synced_contact(tenant, integ, job))
+    emulator.state.arm_fault("status", route="*/notes", times=1, status=503)
+    run(tenant)
+    run(tenant)
+    with db.connect() as conn:
+        (crm_id,) = conn.execute(
+            "SELECT crm_record_id FROM push_ledger WHERE tenant_id = %s", (tenant,)
+        ).fetchone()  # type: ignore[misc]
+    result = CliRunner().invoke(app, ["activity", "show", str(act)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "outbound_campaign_message" in out and "st-main" in out and "delivered" in out
+    assert f"/jobs/{job['id']}/notes" in out and "503" in out and crm_id in out
+    missing = CliRunner().invoke(app, ["activity", "show", "999999"])
+    assert missing.exit_code == 2 and "no activity 999999" in missing.output
