@@ -27,7 +27,10 @@ operator asks for a window of them with :func:`push_backlog`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -90,8 +93,16 @@ class PushCounts:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
+logger = logging.getLogger("crmsync.push")
+
+
 def record_activity(activity: ActivityIn) -> int:
-    """Add one activity to the outbox; the contact must belong to the same tenant."""
+    """Add one activity to the outbox; the contact must belong to the same tenant.
+
+    Background delivery is the default (seed 003: "Real-Time set to off (default) ... a
+    background process"): the push worker or the next sweep delivers it. Integrations whose
+    settings say ``real_time`` deliver it before this returns (:func:`deliver_real_time`).
+    """
     with db.connect() as conn:
         row = conn.execute(
             """
@@ -119,7 +130,58 @@ def record_activity(activity: ActivityIn) -> int:
                 f"contact {activity.contact_id} does not exist in tenant {activity.tenant_id}"
             )
         conn.commit()
-        return int(row[0])
+        activity_id = int(row[0])
+    try:
+        deliver_real_time(activity.tenant_id, activity_id)
+    except Exception:  # recorded is what the caller asked for; the outbox delivers it later
+        logger.exception("real-time push of activity %s failed; left to the outbox", activity_id)
+    return activity_id
+
+
+_real_time_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="crmsync-real-time")
+
+
+def deliver_real_time(tenant_id: int, activity_id: int) -> PushCounts | None:
+    """Deliver one just-recorded activity to the tenant's integrations whose settings say
+    ``real_time`` (enabled, not paused), waiting at most their ``real_time_timeout_seconds``.
+
+    Seed 003: real time makes the caller wait for the CRM, and an unresponsive CRM would keep it
+    waiting; here the wait is bounded. A CRM call still running at the timeout completes in the
+    background and its ledger row stays claimed (``sending``) meanwhile, so neither the push
+    worker nor a sweep writes the note a second time; a failed call is retried from the outbox
+    like any other. None when no integration delivers in real time or the wait timed out.
+    """
+    with db.connect() as conn:
+        integrations = conn.execute(
+            f"""
+            SELECT i.id, coalesce((i.settings->>'real_time_timeout_seconds')::float8, 5)
+            FROM integration i JOIN activity a ON a.id = %s AND a.tenant_id = i.tenant_id
+            WHERE i.tenant_id = %s AND i.enabled AND NOT i.paused AND {PUSHABLE}
+              AND coalesce((i.settings->>'real_time')::boolean, false)
+            ORDER BY i.id
+            """,
+            (activity_id, tenant_id),
+        ).fetchall()
+        if not integrations:
+            return None
+        rows = conn.execute(
+            f"SELECT {_ACTIVITY_COLS} FROM activity a WHERE a.id = %s", (activity_id,)
+        ).fetchall()
+        for integration_id, _ in integrations:
+            _plan_rows(conn, tenant_id, integration_id, rows)
+    ids = [int(i) for i, _ in integrations]
+    future = _real_time_pool.submit(
+        deliver, tenant_id, activity_id=activity_id, integration_ids=ids
+    )
+    try:
+        return future.result(timeout=max(float(t) for _, t in integrations))
+    except FutureTimeout:
+        logger.warning(
+            "real-time push of activity %s still waiting for the CRM; it completes in the "
+            "background",
+            activity_id,
+        )
+        return None
 
 
 def idempotency_key(activity_id: int, integration_id: int, target: str) -> str:
@@ -292,11 +354,15 @@ def deliver(
     run_id: int | None = None,
     policy: PushPolicy | None = None,
     now: datetime | None = None,
+    activity_id: int | None = None,
+    integration_ids: list[int] | None = None,
 ) -> PushCounts:
     """Deliver up to ``policy.batch_size`` due ledger rows of the tenant.
 
     ``recheck_deferred_before``: right after a pull, re-check deferred rows not looked at since
     that time, whatever their next check time (each row once per pull, however many batches).
+    ``activity_id`` / ``integration_ids``: only that activity's rows, only those integrations'
+    (real-time delivery).
     """
     from crmsync.sync import load_integration
 
@@ -310,7 +376,11 @@ def deliver(
                    updated_at = now()
             WHERE l.id IN (
                 SELECT l2.id FROM push_ledger l2 JOIN integration i ON i.id = l2.integration_id
-                WHERE l2.tenant_id = %(t)s AND i.enabled AND NOT i.paused AND (
+                WHERE l2.tenant_id = %(t)s AND i.enabled AND NOT i.paused
+                  AND (%(activity)s::bigint IS NULL OR l2.activity_id = %(activity)s)
+                  AND (%(integrations)s::bigint[] IS NULL
+                       OR l2.integration_id = ANY(%(integrations)s))
+                  AND (
                     (l2.status IN ('pending', 'failed') AND l2.next_attempt_at <= %(now)s)
                     OR (l2.status = 'deferred' AND (l2.next_attempt_at <= %(now)s
                                                    OR l2.updated_at < %(recheck)s))
@@ -325,6 +395,8 @@ def deliver(
                 "recheck": recheck_deferred_before,
                 "n": policy.batch_size,
                 "stale": now - timedelta(seconds=policy.stale_sending_seconds),
+                "activity": activity_id,
+                "integrations": integration_ids,
             },
         ).fetchall()
         conn.commit()

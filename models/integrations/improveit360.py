@@ -181,6 +181,18 @@ class Improveit360Settings(BaseModel):
         default_factory=lambda: list(ALL_CAMPAIGN_EVENTS),
         description="Seed 000: the campaign events that are pushed",
     )
+    # Seed 003 points 1-2: background delivery by default; real time on request.
+    real_time: bool = Field(
+        default=False,
+        description="Deliver a push before record_activity returns (seed 003 'Real-Time')",
+    )
+    real_time_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long record_activity waits for a real-time push; a slower CRM call "
+        "completes in the background, a failed one is retried from the outbox",
+    )
 
     @field_validator("api_version")
     @classmethod

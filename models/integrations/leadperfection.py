@@ -52,6 +52,18 @@ class LeadPerfectionSettings(BaseModel):
     push_to_production_notes: bool = False
     placeholder_emails: PlaceholderEmails = Field(default_factory=list)
     page_size: int = Field(default=500, ge=1, le=5000, description="GetLead PageSize")
+    # Seed 003 points 1-2: background delivery by default; real time on request.
+    real_time: bool = Field(
+        default=False,
+        description="Deliver a push before record_activity returns (seed 003 'Real-Time')",
+    )
+    real_time_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long record_activity waits for a real-time push; a slower CRM call "
+        "completes in the background, a failed one is retried from the outbox",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -52,3 +52,15 @@ class ServiceTitanSettings(BaseModel):
     push_outgoing_manual_messages: NoteTarget = "none"
     push_outgoing_manual_messages_content: bool = False
     push_campaign_events: NoteTarget = "none"
+    # Seed 003 points 1-2: background delivery by default; real time on request.
+    real_time: bool = Field(
+        default=False,
+        description="Deliver a push before record_activity returns (seed 003 'Real-Time')",
+    )
+    real_time_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long record_activity waits for a real-time push; a slower CRM call "
+        "completes in the background, a failed one is retried from the outbox",
+    )

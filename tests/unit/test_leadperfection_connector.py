@@ -406,6 +406,8 @@ def test_integration_settings_have_the_seeds_names_and_defaults() -> None:
         "push_to_production_notes": False,
         "placeholder_emails": [],
         "page_size": 500,
+        "real_time": False,  # seed 003: background delivery by default
+        "real_time_timeout_seconds": 5.0,
     }
     assert LeadPerfectionSettings(placeholder_emails=[" None@None.com "]).placeholder_emails == [
         "none@none.com"
