@@ -116,16 +116,19 @@ def test_a_failed_run_leaves_no_untitled_result_artifact_with_a_storage_path(
     state = asyncio.run(sync_tenant("failing", return_state=True))  # type: ignore[call-overload]
     assert state.is_failed() and "lp: authentication failed" not in state.message
     assert state.message.startswith("tenant failing: lp: AuthError")
-    everything = asyncio.run(_all_artifacts())
-    assert [a.key for a in everything if a.key is None] == [], "no untitled artifacts"
-    assert not any("storage_key" in str(a.data) for a in everything)
+    of_run = asyncio.run(_artifacts_of(state.state_details.flow_run_id))
+    assert [a.key for a in of_run] == ["sync-failing"], "the run table, no untitled artifacts"
+    assert not any("storage_key" in str(a.data) for a in of_run)
 
 
-async def _all_artifacts() -> list[Any]:
+async def _artifacts_of(flow_run_id: Any) -> list[Any]:
     from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     async with get_client() as client:
-        return await client.read_artifacts()
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
 
 
 def test_an_integration_whose_credentials_cannot_be_read_fails_alone(emulator: Any) -> None:
