@@ -152,3 +152,10 @@ class PushPolicy(BaseSettings):
     )
     batch_size: int = Field(default=200, ge=1, le=5000)
     report_hours: float = Field(default=4, gt=0, description="Window of the failures report.")
+
+
+#: Plans and the active integrations each allows (seed 003: "The number of CRM Integrations per
+#: user are limited and related to the user's current plan. Hover Lead counts only active
+#: integrations"): a tenant's ``plan`` in the tenants file; None = unlimited, no plan = no cap.
+#: Active = enabled and not paused (crmsync.plans).
+PLAN_CAPS: dict[str, int | None] = {"starter": 1, "pro": 3, "enterprise": None}

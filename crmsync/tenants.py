@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlmodel import col, select
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from sqlmodel import Session, col, select
 
 from crmsync import crypto, db
+from crmsync.plans import allows, cap_of
 from crmsync.providers import PROVIDERS, UnknownProviderError, get_provider
+from crmsync.settings import PLAN_CAPS
 from models.hub import Integration, SyncCursor, Tenant, utcnow
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -57,12 +59,17 @@ class TenantSpec(BaseModel):
     name: str = Field(min_length=1)
     # Where the push failure summary is emailed (seed 003); none = artifact only.
     contact_email: Annotated[str, AfterValidator(_email)] | None = None
+    # Caps the active integrations (seed 003; crmsync.settings.PLAN_CAPS); none = no cap.
+    plan: str | None = None
     integrations: list[IntegrationSpec] = Field(default_factory=list)
 
 
 class TenantsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tenants: list[TenantSpec]
+    # Where each key was read (file, line), for errors only apply() can find (plan caps).
+    _src: str = PrivateAttr(default="<tenants>")
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
 
 
 @dataclass
@@ -152,6 +159,11 @@ def load(path: Path) -> TenantsFile:
                 f"{src}:{lines.get(('tenants', ti, 'slug'))}: duplicate tenant slug {tenant.slug!r}"
             )
         seen.add(tenant.slug)
+        if tenant.plan is not None and tenant.plan not in PLAN_CAPS:
+            raise ConfigError(
+                f"{src}:{lines.get(('tenants', ti, 'plan'))}: tenants.{ti}.plan: unknown plan "
+                f"{tenant.plan!r}; plans: {', '.join(PLAN_CAPS)}"
+            )
         names: set[str] = set()
         for ii, integ in enumerate(tenant.integrations):
             base = ("tenants", ti, "integrations", ii)
@@ -176,6 +188,7 @@ def load(path: Path) -> TenantsFile:
                     if part == "credentials":
                         msg = "\n".join(m.split(" [type=")[0] for m in msg.splitlines())
                     raise ConfigError(_redact(msg, integ.credentials)) from None
+    parsed._src, parsed._lines = src, lines
     return parsed
 
 
@@ -221,12 +234,18 @@ def apply(spec: TenantsFile) -> ApplyResult:
         for t in spec.tenants:
             tenant = s.exec(select(Tenant).where(Tenant.slug == t.slug)).first()
             if tenant is None:
-                tenant = Tenant(slug=t.slug, name=t.name, contact_email=t.contact_email)
+                tenant = Tenant(
+                    slug=t.slug, name=t.name, contact_email=t.contact_email, plan=t.plan
+                )
                 s.add(tenant)
                 s.flush()
                 result.tenants_created += 1
-            elif (tenant.name, tenant.contact_email) != (t.name, t.contact_email):
-                tenant.name, tenant.contact_email = t.name, t.contact_email
+            elif (tenant.name, tenant.contact_email, tenant.plan) != (
+                t.name,
+                t.contact_email,
+                t.plan,
+            ):
+                tenant.name, tenant.contact_email, tenant.plan = t.name, t.contact_email, t.plan
                 tenant.updated_at = utcnow()
                 result.tenants_updated += 1
             else:
@@ -288,8 +307,39 @@ def apply(spec: TenantsFile) -> ApplyResult:
                     result.updates.append(f"{t.slug}/{i.name}: {', '.join(changed)}")
                 else:
                     result.integrations_unchanged += 1
+        s.flush()
+        _check_plans(s, spec)
         s.commit()
     return result
+
+
+def _check_plans(s: Session, spec: TenantsFile) -> None:
+    """Seed 003: a tenant's plan caps its active (enabled, not paused) integrations, those the
+    file does not mention included. The one that goes over is the first beyond the cap, counting
+    those outside the file first, then the file's in order; its ``enabled`` key is named, or the
+    tenant's ``plan`` key when it is not in the file. Raised before anything is committed."""
+    for ti, t in enumerate(spec.tenants):
+        cap = cap_of(t.plan)
+        if t.plan is None or cap is None:
+            continue
+        rows = s.exec(
+            select(Integration).join(Tenant).where(Tenant.slug == t.slug).order_by(Integration.name)
+        ).all()
+        active = {r.name for r in rows if r.enabled and not r.paused}
+        if len(active) <= cap:
+            continue
+        in_file = [(ii, i.name) for ii, i in enumerate(t.integrations) if i.name in active]
+        outside = sorted(active - {name for _, name in in_file})
+        names = [f"{n} (not in this file)" for n in outside] + [n for _, n in in_file]
+        key: tuple[Any, ...] = ("tenants", ti, "plan")
+        if cap >= len(outside):
+            key = ("tenants", ti, "integrations", in_file[cap - len(outside)][0], "enabled")
+        raise ConfigError(
+            f"{spec._src}:{_line(spec._lines, key)}: {'.'.join(map(str, key))}: "
+            f"{allows(t.plan, cap)}; this file would leave {len(active)} active "
+            f"({', '.join(names)}): set enabled: false on some, pause them "
+            "(crmsync integrations pause) or choose a larger plan"
+        )
 
 
 def _plain(model: BaseModel) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class Tenant(SQLModel, table=True):
     name: str = Field(sa_column=Column(Text, nullable=False))
     # Where the push failure summary is emailed (seed 003; migration 0008); None = no email.
     contact_email: str | None = Field(default=None, sa_column=Column(Text))
+    # Caps the active integrations (crmsync.settings.PLAN_CAPS; migration 0010); None = no cap.
+    plan: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

@@ -113,7 +113,10 @@ def tenants_apply(
     except tenants.ConfigError as exc:
         fail(str(exc))
     db.upgrade()
-    result = tenants.apply(spec)
+    try:
+        result = tenants.apply(spec)
+    except tenants.ConfigError as exc:  # found against the database: a plan's cap
+        fail(str(exc))
     for line in apply_summary(result, get_settings().first_sync_days):
         console.print(line, highlight=False)
 
@@ -341,10 +344,15 @@ def runs_show(
 
 
 def _set_paused(tenant: str, integration: str, paused: bool) -> None:
-    from crmsync import db, overview
+    from crmsync import db, overview, plans
 
     db.upgrade()
     require_tenant(tenant)
+    if not paused:
+        try:
+            plans.check_resume(tenant, integration)
+        except plans.PlanLimitError as exc:
+            fail(str(exc))
     if not overview.set_paused(tenant, integration, paused):
         fail(f"tenant {tenant} has no integration {integration!r}")
     console.print(f"{tenant}/{integration} {'paused' if paused else 'resumed'}")
