@@ -137,6 +137,18 @@ def runs(tenant: str | None = None, limit: int = 20) -> list[RunSummary]:
     ]
 
 
+def latest_run_with_rejects() -> tuple[int, str, int] | None:
+    """(run id, tenant slug, records rejected) of the newest run that rejected CRM records."""
+    rows = _rows(
+        """
+        SELECT r.run_id, t.slug, count(*) FROM rejected_record r
+        JOIN sync_run s ON s.id = r.run_id JOIN tenant t ON t.id = s.tenant_id
+        GROUP BY r.run_id, t.slug ORDER BY r.run_id DESC LIMIT 1
+        """
+    )
+    return (int(rows[0][0]), str(rows[0][1]), int(rows[0][2])) if rows else None
+
+
 @dataclass(slots=True, frozen=True)
 class Run:
     run_id: int

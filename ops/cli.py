@@ -1,8 +1,9 @@
 """``crmsync``: the operator and engineer command line (``.venv/bin/crmsync``, ``python -m ops``).
 
-Prefect runs in local mode unless ``PREFECT_API_URL`` points at a server; local mode keeps its
-state in ``<data_dir>/prefect`` rather than ``~/.prefect`` so a checkout never touches the
-developer's other Prefect projects.
+Prefect runs in local mode unless ``PREFECT_API_URL`` points at a server: its temporary server
+then runs on PostgreSQL, in the Prefect database of this data directory's stack, with its home in
+``<data_dir>/prefect`` rather than ``~/.prefect`` so a checkout never touches the developer's
+other Prefect projects (``ops.prefect_env``, applied before Prefect is imported).
 
 Mistakes (an unknown tenant, a malformed ``DATABASE_URL``, a bad tenants file) get one line and
 exit 2, before anything slow starts. Anything else is a bug or an outage: one line naming the
@@ -13,7 +14,6 @@ error and the log file that holds its traceback (``<data_dir>/logs/cli.log``), e
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -24,12 +24,6 @@ import typer
 
 from ops.flowcalls import run_async
 from ops.views import apply_summary, console, err, print_run, print_runs, print_status
-
-os.environ.setdefault(
-    "PREFECT_HOME",
-    str((Path(os.environ.get("CRMSYNC_DATA_DIR", ".crmsync")) / "prefect").resolve()),
-)
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 # Locals stay out of --debug tracebacks: they hold credentials and URLs with passwords.
 app = typer.Typer(
@@ -63,9 +57,10 @@ def options(
     global _debug
     _debug = debug
     from crmsync.settings import SettingsError, get_settings
+    from ops import prefect_env
 
     try:
-        get_settings()
+        prefect_env.quiet(get_settings().data_dir)
     except SettingsError as exc:
         fail(str(exc))
 
@@ -89,6 +84,15 @@ def require_tenant(slug: str) -> None:
     hidden = len(known) - KNOWN_TENANTS_SHOWN
     more = f" and {hidden} more (crmsync status)" if hidden > 0 else ""
     fail(f"unknown tenant {slug!r}; known tenants: {names}{more}")
+
+
+def local_prefect() -> str | None:
+    """Before a command imports Prefect to run flows here: local mode on PostgreSQL, quiet
+    (``ops.prefect_env``); the line saying where Prefect keeps its state, None with a server."""
+    from crmsync.settings import get_settings
+    from ops import prefect_env
+
+    return prefect_env.prepare(get_settings().data_dir, echo=lambda line: err.print(line))
 
 
 @db_app.command("upgrade")
@@ -135,6 +139,7 @@ def sync(
     db.upgrade()
     if tenant:
         require_tenant(tenant)  # before Prefect starts: a typo costs a second, not a server start
+    local_prefect()
     from flows.sync import sync_all_tenants, sync_tenant
 
     if tenant:
@@ -166,8 +171,9 @@ def demo(
     """Sandbox CRMs on loopback + demo tenants + a full sync through Prefect, twice."""
     from ops.demo import SandboxMissing, run_demo
 
+    prefect_where = local_prefect()
     try:
-        ok = run_demo(port=port, jobs=jobs, console=console)
+        ok = run_demo(port=port, jobs=jobs, console=console, prefect_where=prefect_where)
     except SandboxMissing as exc:
         fail(str(exc))
     raise typer.Exit(0 if ok else 1)
@@ -176,6 +182,7 @@ def demo(
 @app.command("serve")
 def serve() -> None:
     """Serve the deployments from prefect.yaml in this process (no work pool needed)."""
+    local_prefect()
     from deployments.serve import serve_all
 
     serve_all()
@@ -251,6 +258,7 @@ def push_now(tenant: Annotated[str, typer.Option(help="Tenant slug")]) -> None:
 
     db.upgrade()
     require_tenant(tenant)
+    local_prefect()
     from flows.push import push_activity
 
     counts = asyncio.run(push_activity(tenant, include_deferred=True))
@@ -268,6 +276,7 @@ def push_backlog(
 ) -> None:
     """Push on purpose the integration's activities recorded in [since, until) that it left out
     (recorded while it was disabled or before it was added), then deliver them now."""
+    local_prefect()
     from datetime import UTC, datetime
 
     from crmsync import db, push
@@ -310,6 +319,7 @@ def push_worker(
     from ops.push_worker import run_worker
 
     db.upgrade()
+    local_prefect()
     run_worker(idle_sweep_seconds=idle_sweep_seconds, console=console)
 
 
@@ -383,6 +393,13 @@ def stack_up(
             help="libpq URL of a PostgreSQL server for Prefect's own database, or 'embedded'"
         ),
     ] = None,
+    prefect_database: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of Prefect's database (default: crmsync_prefect_<hash of the data "
+            "directory>, one per stack); refused while another running stack uses it"
+        ),
+    ] = None,
     worker_limit: Annotated[
         int | None, typer.Option(help="Flow runs at once per worker (default: no limit)")
     ] = None,
@@ -410,6 +427,7 @@ def stack_up(
             port=port,
             host=host,
             prefect_pg=prefect_pg,
+            database=prefect_database,
             worker_limit=worker_limit,
             api_workers=api_workers,
             redis=redis,

@@ -4,7 +4,9 @@ syncs through Prefect, the status tables after each.
 On an empty hub the first sync loads the last 90 days (``first_sync_days``); the second, after a
 few records change in the emulator, shows the incremental path (only the changes are fetched and
 merged). Run again on the same hub, integrations resume from the cursors they stored, and the
-demo says so.
+demo says so. It ends with what to try next: the commands that show what the syncs did, where the
+rejected records are, and ``crmsync up`` for Prefect's UI (local mode keeps Prefect's state in the
+database that stack uses, so the UI shows the demo's runs).
 
 The emulators live in ``sandbox/``, a folder of the checkout that the installed package does not
 ship: ``make setup`` installs the project in editable mode, which puts the checkout on
@@ -14,6 +16,7 @@ ship: ``make setup`` installs the project in editable mode, which puts the check
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -27,7 +30,9 @@ class SandboxMissing(RuntimeError):
     """The demo runs from a checkout; this installation has no ``sandbox`` package."""
 
 
-def run_demo(port: int, jobs: int, console: Console) -> bool:
+def run_demo(port: int, jobs: int, console: Console, prefect_where: str | None = None) -> bool:
+    """The demo; ``prefect_where`` is the line saying where local mode keeps Prefect's state
+    (``ops.prefect_env``), None when ``PREFECT_API_URL`` points at a server."""
     try:
         from sandbox.demo import DEMO_FILE, ST_TENANTS, demo_crms
     except ImportError as exc:
@@ -45,6 +50,8 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
     db.upgrade()
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
     console.print(f"hub database ready ({where})")
+    if prefect_where:
+        console.print(prefect_where, highlight=False)
     with demo_crms(port=port, jobs=jobs) as crms:
         console.print(
             f"ServiceTitan emulator on {crms.st_url} with tenants {list(ST_TENANTS.values())}"
@@ -76,5 +83,54 @@ def run_demo(port: int, jobs: int, console: Console) -> bool:
         state = run_async(sync_all_tenants(return_state=True))
         console.print(f"sync-all-tenants: {state.name} — {state.message}")
         print_status()
+    if prefect_where:
+        _stop_temporary_server()
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s")
+    _next_steps(console)
     return bool(state.is_completed())
+
+
+def _stop_temporary_server() -> None:
+    """Deliver the logs and events Prefect still holds, then stop local mode's temporary server
+    now rather than at exit, so the demo's last lines are its own."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+
+    APILogWorker.drain_all(timeout=15)
+    EventsWorker.drain_all(timeout=15)
+    SubprocessASGIServer().stop()
+
+
+def _next_steps(console: Console) -> None:
+    from crmsync import overview
+
+    cli = ".venv/bin/crmsync"
+    steps = [
+        (f"{cli} status", "integrations, stream cursors and each integration's last run"),
+        (f"{cli} runs list", "the demo's tenant runs, newest first"),
+    ]
+    rejects = overview.latest_run_with_rejects()
+    if rejects:
+        run_id, slug, count = rejects
+        steps.append(
+            (
+                f"{cli} runs show {run_id}",
+                f"what run {run_id} of {slug} did, and the {count} CRM record(s) it rejected "
+                "with the reason of each",
+            )
+        )
+    steps.append((f"{cli} up", "Prefect's UI with these runs (then `crmsync down`)"))
+    console.rule("what to try next")
+    width = max(len(command) for command, _ in steps)
+    for command, what in steps:
+        console.print(f"  {command:<{width}}  {what}", highlight=False, soft_wrap=True)
+    console.print(
+        "  Rejected CRM records stay in the hub's rejected_record table (raw payload and reason); "
+        "`runs show` lists them, and in Prefect's UI each such run has the artifact "
+        "rejected-<tenant>.",
+        highlight=False,
+        soft_wrap=True,
+    )

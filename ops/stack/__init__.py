@@ -16,10 +16,12 @@ own) end with their worker when it gets SIGTERM.
 
 Prefect's database: the PostgreSQL server of ``DATABASE_URL`` (a separate database, never the
 hub's), else the machine's PostgreSQL on 127.0.0.1:5432, else a private cluster in
-``<data_dir>/prefect-pg``. Prefect's migrations need the ``pg_trgm`` extension, which the
-``pgserver`` wheel used for the hub's embedded database does not ship (its share/extension holds
-only plpgsql and vector), so the private cluster runs on the first PostgreSQL binaries that have
-it: pgserver's if a future wheel adds it, else the machine's installation.
+``<data_dir>/prefect-pg``; one database per stack, named after its data directory
+(``crmsync_prefect_<hash>``), and refused to a second stack while the first one runs. Prefect's
+migrations need the ``pg_trgm`` extension, which the ``pgserver`` wheel used for the hub's
+embedded database does not ship (its share/extension holds only plpgsql and vector), so the
+private cluster runs on the first PostgreSQL binaries that have it: pgserver's if a future wheel
+adds it, else the machine's installation.
 
 With ``--redis`` (required for ``--api-workers`` > 1) the server runs the way Prefect documents
 for scaling out ("How to scale self-hosted Prefect", "Multi-worker API server" in the server CLI
@@ -40,7 +42,12 @@ from __future__ import annotations
 
 from ops.stack.automations import AUTOMATION_NAME, ZOMBIE_AFTER, ZOMBIE_AUTOMATION_NAME
 from ops.stack.lifecycle import down, status, up
-from ops.stack.postgres import PREFECT_DATABASE, asyncpg_url, start_private_postgres
+from ops.stack.postgres import (
+    PREFECT_DATABASE,
+    asyncpg_url,
+    default_database,
+    start_private_postgres,
+)
 from ops.stack.processes import _spawn, _stop, is_alive
 from ops.stack.scaleout import check_redis, redact_redis
 from ops.stack.server import EVENT_RETENTION, FLOW_RUN_RETENTION
@@ -66,6 +73,7 @@ __all__ = [
     "_write_state",
     "asyncpg_url",
     "check_redis",
+    "default_database",
     "down",
     "is_alive",
     "redact_redis",

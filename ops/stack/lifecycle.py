@@ -19,7 +19,7 @@ from ops.stack.automations import (
     _maybe_automation,
 )
 from ops.stack.deploy import _spec, _work_pool, deploy
-from ops.stack.postgres import PREFECT_DATABASE, prefect_database
+from ops.stack.postgres import claim_database, default_database, prefect_database
 from ops.stack.prefect_api import _ensure_work_pool, _online_workers
 from ops.stack.processes import _stop, is_alive
 from ops.stack.scaleout import check_redis, redact_redis
@@ -52,7 +52,7 @@ def up(
     host: str = "127.0.0.1",
     data_dir: Path | None = None,
     prefect_pg: str | None = None,
-    database: str = PREFECT_DATABASE,
+    database: str | None = None,
     worker_limit: int | None = None,
     api_workers: int = 1,
     redis: str | None = None,
@@ -67,6 +67,8 @@ def up(
     automation if its notification block appeared since). ``prefect_pg`` is a libpq URL of any
     database on the PostgreSQL server to hold Prefect's ``database``, or ``"embedded"`` for the
     private cluster in ``<data_dir>/prefect-pg`` even when another server is reachable.
+    ``database`` defaults to the stack's own (``crmsync_prefect_<hash of the data dir>``); one
+    that another running stack uses is refused.
 
     ``redis`` (a ``redis://host:port/db`` URL, required when ``api_workers`` > 1) runs Prefect's
     multi-process server: ``api_workers`` API processes without services on ``port`` and the
@@ -138,7 +140,8 @@ def up(
         db.upgrade()
         echo("hub database at the latest migration")
 
-        # 1. Prefect's own PostgreSQL database.
+        # 1. Prefect's own PostgreSQL database, one per stack.
+        database = database or default_database(data)
         target = prefect_database(state, data, prefect_pg, database, timeout, record, echo)
 
         # 2. The server.
@@ -156,6 +159,12 @@ def up(
             record=record,
             echo=echo,
         )
+        server = next(p for p in procs if p.role == "server")
+        if not claim_database(target, database, data, server):
+            echo(
+                f"note: could not record this stack on {database!r} (the role does not own it); "
+                "another stack could start on it unnoticed"
+            )
 
         # 3. Work pool.
         created = asyncio.run(_ensure_work_pool(local_api, pool))
@@ -179,7 +188,8 @@ def up(
     except BaseException:
         state["status"] = "failed"
         _write_state(state, data)
-        echo("start-up failed; stopping what was started")
+        if procs:
+            echo("start-up failed; stopping what was started")
         with contextlib.suppress(StackError):
             down(data_dir=data, echo=echo)
         raise

@@ -1,13 +1,21 @@
 """Prefect's own PostgreSQL database: on the server of ``DATABASE_URL`` (never the hub's
 database), else the machine's PostgreSQL on 127.0.0.1:5432, else a private cluster in
 ``<data_dir>/prefect-pg`` on the first PostgreSQL binaries that ship ``pg_trgm`` (Prefect's
-migrations need it; the ``pgserver`` wheel of the hub's embedded database lacks it)."""
+migrations need it; the ``pgserver`` wheel of the hub's embedded database lacks it).
+
+One database per stack: its default name is derived from the stack's data directory
+(:func:`default_database`), and the stack using it is recorded on the database itself (its
+comment: data directory, host, server pid and start time), so a second stack started on the same
+database while the first one runs is refused (:func:`claim_database`). Local mode (the CLI without
+``PREFECT_API_URL``, see ``ops.prefect_env``) uses the same database, so ``crmsync up`` shows the
+runs of earlier local syncs."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -23,11 +31,19 @@ from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 from crmsync.settings import get_settings
-from ops.stack.processes import _HAS_PROC, _start_time, _tail
+from ops.stack.processes import _HAS_PROC, _start_time, _tail, is_alive
 from ops.stack.state import Echo, Proc, StackError
 
-PREFECT_DATABASE = "crmsync_prefect"
+PREFECT_DATABASE = "crmsync_prefect"  # the prefix of every stack's database name
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+_OWNER_KEY = "crmsync-stack"  # the JSON key of the database comment naming its stack
+
+
+def default_database(data_dir: Path) -> str:
+    """``crmsync_prefect_<8 hex digits of the data directory's path>``: two stacks (two
+    checkouts, two data directories) on one PostgreSQL server never share Prefect's state."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{PREFECT_DATABASE}_{digest}"
 
 
 def _libpq(url: str) -> str:
@@ -302,6 +318,40 @@ def _pg(bindir: Path, argv: list[str], kwargs: dict[str, Any], timeout: float) -
         raise StackError(f"{' '.join(command)} did not finish in {timeout:g} s") from None
 
 
+def prefect_server(
+    data: Path,
+    prefect_pg: str | None,
+    timeout: float,
+    echo: Echo,
+    *,
+    skip_local: bool = False,
+) -> tuple[str, str, Proc | None]:
+    """The PostgreSQL server for Prefect's database: (admin libpq URL, where it comes from, the
+    private cluster's postmaster when that is the choice). ``--prefect-pg``, else the server of
+    ``DATABASE_URL``, else 127.0.0.1:5432 when it answers (``skip_local``: do not try it), else
+    the private cluster in ``<data>/prefect-pg``, started (or found running) here."""
+    hub_url = get_settings().database_url
+    if prefect_pg and prefect_pg != "embedded":
+        return prefect_pg, "--prefect-pg", None
+    if hub_url and not prefect_pg:
+        return hub_url, "the DATABASE_URL server", None
+    if not prefect_pg and not skip_local and _tcp_answers("127.0.0.1", 5432):
+        return LOCAL_POSTGRES, "PostgreSQL on 127.0.0.1:5432", None
+    if _postmaster((data / "prefect-pg").resolve()) is None:
+        echo(f"starting a private PostgreSQL cluster in {data / 'prefect-pg'}")
+    (data / "stack").mkdir(parents=True, exist_ok=True)  # its log
+    admin, pg_proc = start_private_postgres(
+        data / "prefect-pg", data / "stack" / "postgres.log", timeout=timeout
+    )
+    return admin, "private cluster", pg_proc
+
+
+def ensure_database(admin_url: str, database: str) -> str:
+    """Create ``database`` with ``pg_trgm`` on the server of ``admin_url`` if missing (never the
+    hub's database: StackError); its libpq URL."""
+    return _ensure_database(admin_url, database, get_settings().database_url)
+
+
 def prefect_database(
     state: dict[str, Any],
     data: Path,
@@ -313,24 +363,93 @@ def prefect_database(
 ) -> str:
     """Pick the PostgreSQL server for Prefect, create ``database`` there; its libpq URL.
 
-    A private cluster started here is passed to ``record`` (``down`` stops it).
+    A private cluster started here is passed to ``record`` (``down`` stops it). A database that
+    another live stack uses is refused (StackError) before anything starts on it.
     """
-    hub_url = get_settings().database_url
-    if prefect_pg and prefect_pg != "embedded":
-        admin, source = prefect_pg, "--prefect-pg"
-    elif hub_url and not prefect_pg:
-        admin, source = hub_url, "the DATABASE_URL server"
-    elif not prefect_pg and _tcp_answers("127.0.0.1", 5432):
-        admin, source = LOCAL_POSTGRES, "PostgreSQL on 127.0.0.1:5432"
-    else:
-        echo(f"starting a private PostgreSQL cluster in {data / 'prefect-pg'}")
-        admin, pg_proc = start_private_postgres(
-            data / "prefect-pg", data / "stack" / "postgres.log", timeout=timeout
-        )
-        source = "private cluster"
+    admin, source, pg_proc = prefect_server(data, prefect_pg, timeout, echo)
+    if pg_proc is not None:
         record(pg_proc)
-    target = _ensure_database(admin, database, hub_url)
+    target = _ensure_database(admin, database, get_settings().database_url)
+    _refuse_if_claimed(target, database, data)
     state["prefect_database"] = _redact(target)
     state["prefect_database_source"] = source
     echo(f"Prefect database: {_redact(target)} ({source})")
     return target
+
+
+def _owner(target: str, database: str) -> dict[str, Any] | None:
+    """The stack recorded on ``database`` (its comment; ``target`` is its libpq URL), if any."""
+    with psycopg.connect(target, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (database,),
+        ).fetchone()
+    if not row or not row[0]:
+        return None
+    try:
+        owner = json.loads(row[0]).get(_OWNER_KEY)
+    except (ValueError, AttributeError):
+        return None  # a comment of someone else's
+    return owner if isinstance(owner, dict) else None
+
+
+def _owner_alive(owner: dict[str, Any], target: str, database: str) -> bool:
+    """Whether the recorded stack still runs: its server pid (same start time) on this host;
+    for a stack on another host, whether anything is connected to the database."""
+    if owner.get("host") == socket.gethostname():
+        pid = owner.get("pid")
+        if not isinstance(pid, int):
+            return False
+        started = owner.get("started")
+        started = started if isinstance(started, int) else None
+        return is_alive(Proc("server", "prefect server", pid, started, ""))
+    with psycopg.connect(target, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _refuse_if_claimed(target: str, database: str, data: Path) -> None:
+    try:
+        owner = _owner(target, database)
+    except psycopg.Error:
+        return  # cannot read the comment: nothing to compare with
+    if not owner or owner.get("data_dir") == str(data):
+        return
+    if _owner_alive(owner, target, database):
+        where = owner.get("data_dir", "?")
+        if owner.get("host") != socket.gethostname():
+            where = f"{owner.get('host')}:{where}"
+        raise StackError(
+            f"Prefect database {database!r} is used by the running stack of {where} "
+            f"(server pid {owner.get('pid')}); stop that one (`crmsync down` there) or give "
+            "this one its own with --prefect-database NAME"
+        )
+
+
+def claim_database(target: str, database: str, data: Path, server: Proc) -> bool:
+    """Record on ``database`` (its comment; ``target`` is its libpq URL) that the stack of
+    ``data`` with this server uses it; False when the role may not (only the database's owner
+    may comment on it)."""
+    comment = json.dumps(
+        {
+            _OWNER_KEY: {
+                "data_dir": str(data),
+                "host": socket.gethostname(),
+                "pid": server.pid,
+                "started": server.started,
+            }
+        }
+    )
+    try:
+        with psycopg.connect(target, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(database), sql.Literal(comment)
+                )
+            )
+    except psycopg.Error:
+        return False
+    return True

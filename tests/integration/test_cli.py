@@ -5,11 +5,13 @@ user types shows a traceback; tables are not cut when piped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -264,3 +266,78 @@ def test_an_unexpected_error_is_one_line_with_its_traceback_in_the_log_or_with_d
     )
     assert loud.returncode == 1
     assert "KeyError" in loud.stderr and "broken" in loud.stderr
+
+
+def _free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (the demo's three emulators)."""
+    import socket
+
+    for base in range(20000, 30000, 10):
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    s = stack.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free ports")
+
+
+def _on_the_test_server(database: str) -> str:
+    """The test hub's URL with another database name (same server, same options)."""
+    base, _, query = os.environ["DATABASE_URL"].partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_local_mode_runs_the_demo_on_postgresql_quietly_and_ends_with_what_to_try_next(
+    tmp_path: Path,
+) -> None:
+    """``crmsync demo`` in local mode (no PREFECT_API_URL) on a fresh data directory and a fresh
+    hub: Prefect's temporary server runs on PostgreSQL (no SQLite, so no "database is locked"),
+    without telemetry errors or warnings, and the output ends with the next steps."""
+    from ops.stack.postgres import default_database
+
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        if not conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'"
+        ).fetchone():
+            pytest.skip("the test PostgreSQL has no pg_trgm, which Prefect needs")
+    data = tmp_path / "data"
+    hub = f"crmsync_demo_test_{uuid.uuid4().hex[:8]}"
+    prefect_db = default_database(data)
+    admin = _on_the_test_server("postgres")
+    sql(f'CREATE DATABASE "{hub}"')
+    env = {**os.environ, "CRMSYNC_DATA_DIR": str(data), "DATABASE_URL": _on_the_test_server(hub)}
+    for name in ("PREFECT_HOME", "XDG_RUNTIME_DIR", "PREFECT_API_URL", "PREFECT_LOGGING_LEVEL"):
+        env.pop(name, None)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ops", "demo", "--jobs", "20", "--port", str(_free_ports(3))],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=540,
+        )
+        with psycopg.connect(env["DATABASE_URL"]) as conn:
+            runs_with_rejects = {r for (r,) in conn.execute("SELECT run_id FROM rejected_record")}
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in (hub, prefect_db):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Prefect (local mode) on PostgreSQL: " in output and f"/{prefect_db} " in output
+    for noise in ("sqlite", "SQLite", "ERROR", "Warning", "Traceback", "telemetry"):
+        assert noise not in output, f"{noise!r} in the demo's output:\n{output}"
+    last = [line.strip() for line in done.stdout.strip().splitlines()[-6:]]
+    assert "what to try next" in last[0]
+    assert last[1].startswith(".venv/bin/crmsync status")
+    assert last[2].startswith(".venv/bin/crmsync runs list")
+    assert last[3].startswith(".venv/bin/crmsync runs show ") and "rejected" in last[3]
+    assert int(last[3].split()[3]) in runs_with_rejects
+    assert last[4].startswith(".venv/bin/crmsync up")
+    assert "rejected_record" in last[5]

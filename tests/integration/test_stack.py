@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -65,9 +67,10 @@ def _pid_exists(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A stack with one worker; stopped and its Prefect database dropped whatever happens."""
+    """A stack with one worker, on the Prefect database named after its data directory; stopped
+    and that database dropped whatever happens."""
     data = tmp_path_factory.mktemp("stack") / "data"
-    database = f"crmsync_prefect_test_{uuid.uuid4().hex[:8]}"
+    database = stack.default_database(data)
     # The hub's embedded test server (pgserver) lacks pg_trgm: Prefect then gets a private cluster.
     prefect_pg = None if _hub_server_has_pg_trgm() else "embedded"
     lines: list[str] = []
@@ -77,7 +80,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             port=_free_port(),
             data_dir=data,
             prefect_pg=prefect_pg,
-            database=database,
             timeout=90,
             echo=lines.append,
         )
@@ -178,6 +180,46 @@ def test_up_again_while_running_starts_nothing(running: dict[str, Any]) -> None:
     again = stack.up(workers=1, port=running["port"], data_dir=running["data"], echo=printed.append)
     assert again["processes"] == running["processes"]
     assert any("nothing to do" in line for line in printed)
+
+
+def test_each_stack_gets_a_prefect_database_of_its_own_and_says_which(
+    running: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two data directories (two checkouts, two stacks) on one PostgreSQL never share Prefect's
+    database by default; ``up`` names the one it uses."""
+    assert running["database"].startswith("crmsync_prefect_")
+    assert running["database"] != stack.PREFECT_DATABASE
+    assert stack.default_database(tmp_path / "other") != running["database"]
+    assert stack.default_database(running["data"]) == running["database"]  # stable
+    assert any(
+        line.startswith("Prefect database: ") and f"/{running['database']}" in line
+        for line in running["printed"]
+    )
+
+
+def test_a_second_stack_on_the_prefect_database_of_a_running_stack_is_refused_in_one_line(
+    running: dict[str, Any], tmp_path: Path
+) -> None:
+    """``crmsync up --prefect-database NAME`` from another data directory, NAME being the database
+    of the running stack (its server pid alive): one line, exit 1, nothing started."""
+    if not _hub_server_has_pg_trgm():
+        pytest.skip("the running stack is on a private cluster, not on a shared server")
+    other = tmp_path / "other"
+    env = {**os.environ, "CRMSYNC_DATA_DIR": str(other)}
+    env.pop("PREFECT_API_URL", None)
+    port = str(_free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "ops", "up", "--workers", "0", "--port", port,
+         "--prefect-database", running["database"]],
+        cwd=stack.ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: Prefect database {running['database']!r} is used by the ")
+    assert str(running["data"]) in line and "--prefect-database" in line
+    assert "prefect server" not in done.stdout  # nothing started
+    assert not stack.stack_file(other).exists()
+    assert _api(running, "GET", "/health") is True  # the running stack is untouched
 
 
 def test_down_stops_every_recorded_process_and_forgets_the_stack(running: dict[str, Any]) -> None:
