@@ -26,7 +26,7 @@ from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import opaque
 from pydantic import Field
 
-from crmsync import push, report, sync
+from crmsync import push, report, rounds, sync
 from crmsync.merge import MergeBatch
 from crmsync.pipeline import PullResult, PullSteps, pull_integration, summary
 from crmsync.sync import ChunkStart, FetchedChunk, IntegrationRef, TenantBusyError
@@ -338,6 +338,7 @@ async def sync_all_tenants(
 
         results = await asyncio.gather(*(one(s) for s in todo))
         failed = [slug for slug, state in results if not state.is_completed()]
+    await rounds.mark_superseded(ROUND_TAG + round_id)  # earlier failures a retry made good
     message = f"{len(slugs) - len(failed)} of {len(slugs)} tenants synced"
     if done:
         message += f" ({len(done)} already completed earlier in this round)"
