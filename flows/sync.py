@@ -30,6 +30,7 @@ from crmsync import push, report, rounds, sync
 from crmsync.merge import MergeBatch
 from crmsync.pipeline import PullResult, PullSteps, pull_integration, summary
 from crmsync.sync import ChunkStart, FetchedChunk, IntegrationRef, TenantBusyError
+from flows.health import report_health
 from tasks.push import push_activity
 from tasks.sync import (
     authenticate,
@@ -188,6 +189,7 @@ async def sync_tenant(
     finally:
         sync.release_contexts(i.id for i in integrations)
     status = await finish_run(run_id, counts, errors)
+    await report_health(tenant_slug, run_id)  # issue 12: pause after failures, rejected rate
     rejected = await _publish(tenant_slug, run_id, status, counts, errors)
     result = {
         "tenant": tenant_slug,

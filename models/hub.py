@@ -117,6 +117,11 @@ class Integration(SQLModel, table=True):
             TSTZMULTIRANGE, nullable=False, server_default=text("'{}'::tstzmultirange")
         ),
     )
+    # Why and since when it is paused (an operator, or crmsync.health after consecutive failed
+    # syncs) and when it was last resumed; kept by migration 0011's trigger.
+    paused_reason: str | None = Field(default=None, sa_column=Column(Text))
+    paused_at: datetime | None = _ts(nullable=True, default_now=False)
+    resumed_at: datetime | None = _ts(nullable=True, default_now=False)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
