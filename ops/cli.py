@@ -34,7 +34,7 @@ app = typer.Typer(
 tenants_app = typer.Typer(help="Tenants and their CRM integrations.", no_args_is_help=True)
 db_app = typer.Typer(help="The hub database.", no_args_is_help=True)
 activity_app = typer.Typer(help="The hub's outbox of activities to push.", no_args_is_help=True)
-integrations_app = typer.Typer(help="Pause or resume an integration.", no_args_is_help=True)
+integrations_app = typer.Typer(help="Pause, resume or check an integration.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(db_app, name="db")
 runs_app = typer.Typer(help="Sync runs and their per-record lineage.", no_args_is_help=True)
@@ -107,6 +107,14 @@ def db_upgrade() -> None:
 @tenants_app.command("apply")
 def tenants_apply(
     file: Annotated[Path, typer.Argument(help="YAML file with a 'tenants:' list")],
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Only check every integration of FILE (sign in, read one page of each stream); "
+            "store nothing. Exit 1 if any fails",
+        ),
+    ] = False,
 ) -> None:
     """Create or update tenants and integrations from FILE (idempotent)."""
     from crmsync import db, tenants
@@ -116,6 +124,8 @@ def tenants_apply(
         spec = tenants.load(file)
     except tenants.ConfigError as exc:
         fail(str(exc))
+    if check:
+        _check_file(spec)
     db.upgrade()
     try:
         result = tenants.apply(spec)
@@ -378,6 +388,35 @@ def integrations_pause(tenant: str, integration: str) -> None:
 def integrations_resume(tenant: str, integration: str) -> None:
     """Resume a paused integration; pending pushes go out on the next push."""
     _set_paused(tenant, integration, False)
+
+
+@integrations_app.command("check")
+def integrations_check(tenant: str, integration: str) -> None:
+    """Sign in and read one page of each stream the integration's settings select; per stream
+    OK with the page's record count, or the error. Nothing is stored. Exit 1 if any fails."""
+    from crmsync import check, db
+    from ops.check_views import print_check
+
+    db.upgrade()
+    require_tenant(tenant)
+    try:
+        result = check.check_integration(tenant, integration)
+    except LookupError as exc:
+        fail(str(exc))
+    print_check(result, console)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _check_file(spec: object) -> NoReturn:
+    """``tenants apply FILE --check``: every integration of the file, from the file alone."""
+    from crmsync import check
+    from crmsync.tenants import TenantsFile
+    from ops.check_views import print_checks
+
+    assert isinstance(spec, TenantsFile)
+    results = check.check_file(spec)
+    print_checks(results, console)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
 @app.command("up")
