@@ -37,9 +37,10 @@ once the page shows the text it is expected to show, and checked not to be blank
 - ``runs-after-idle.png``: the runs list after ``--idle-minutes`` with the schedules resumed
   (the page stretched to show the whole list).
 
-Chromium's ``--screenshot`` captures on load, before the single-page UI has fetched anything,
-so the script drives one headless Chromium over the DevTools protocol (``websockets``): it
-waits for the text each page should show, then ``Page.captureScreenshot``.
+One headless Chromium is driven over the DevTools protocol (``websockets``): each page is
+captured once it shows the text it should (``--screenshot`` with ``--virtual-time-budget`` also
+renders these pages here, but cannot tell a rendered page from a half-loaded one, scroll a wide
+table or stretch the viewport to a long list), then ``Page.captureScreenshot``.
 
 Prefect 3.8.8 serves two UIs: the new one under ``/v2/`` (where the server's root URL sends a
 browser without a saved preference) and the classic one at the root paths (``/runs/...``, the
@@ -227,12 +228,15 @@ class Chromium:
                 if capture.scroll_to:
                     await evaluate(_SCROLL_TO % json.dumps(capture.scroll_to))
                 height = HEIGHT
-                if capture.full_page:
-                    height = min(int(await evaluate(_CONTENT_HEIGHT)) + 200, 8000)
+                for _ in range(4 if capture.full_page else 0):  # until the layout stops growing
+                    needed = int(await evaluate(_CONTENT_HEIGHT))
+                    if needed <= height or height >= 8000:
+                        break
+                    height = min(needed + 100, 8000)
                     await cdp(
                         "Emulation.setDeviceMetricsOverride",
                         width=WIDTH,
-                        height=max(height, HEIGHT),
+                        height=height,
                         deviceScaleFactor=1,
                         mobile=False,
                     )
