@@ -19,6 +19,7 @@ from crmsync import db
 COLUMNS = (
     "integration",
     "stream",
+    "error",
     "CRM records fetched",
     "CRM records rejected",
     "opportunities created",
@@ -28,8 +29,9 @@ COLUMNS = (
     "pushes delivered",
     "pushes deferred",
     "pushes failed",
-    "error",
 )
+"""The error comes third: with a dozen columns the table scrolls sideways in the Prefect UI, and
+a failed row must say why without scrolling."""
 _PULL = {
     "CRM records fetched": "fetched",
     "CRM records rejected": "rejected",
@@ -117,6 +119,19 @@ def rejected_records(run_id: int, limit: int = REJECTS_SHOWN) -> tuple[int, list
             (run_id, limit),
         ).fetchall()
     return int(total), [Rejected(*r) for r in rows]
+
+
+def new_rejections(run_id: int) -> int:
+    """Records this run rejected for the first time. A CRM re-sends an unchanged bad record on
+    overlapping windows (LeadPerfection reads the last 20 minutes again): warning about it every
+    round would teach operators to ignore the warning."""
+    with db.connect() as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM rejected_record r JOIN sync_run s ON s.id = r.run_id "
+            "WHERE r.run_id = %s AND r.first_seen_at >= s.started_at",
+            (run_id,),
+        ).fetchone() or (0,)
+    return int(count)
 
 
 def _cell(text: str) -> str:

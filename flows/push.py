@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
+from prefect.runtime import flow_run
+from prefect.states import Completed
 from pydantic import Field
 
 from crmsync import push
@@ -50,7 +52,17 @@ async def push_activity(
     return counts
 
 
-@flow(name="push-pending", description="Push every tenant's due activities (safety-net sweep).")
+def _sweep_name() -> str:
+    when = flow_run.scheduled_start_time or datetime.now(UTC)
+    return f"push-sweep-{when.astimezone(UTC):%Y-%m-%dT%H:%M}"
+
+
+@flow(
+    name="push-pending",
+    flow_run_name=_sweep_name,
+    description="Push every tenant's due activities (safety-net sweep).",
+    persist_result=False,
+)
 async def push_pending(
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4,
 ) -> dict[str, Any]:
@@ -71,7 +83,14 @@ async def push_pending(
             return await push_task(slug)
 
     results = await asyncio.gather(*(one(slug) for _, slug in due))
-    return dict(zip((slug for _, slug in due), results, strict=True))
+    by_tenant = dict(zip((slug for _, slug in due), results, strict=True))
+    delivered = sum(int(r.get("delivered", 0)) for r in results)
+    message = (
+        f"{len(due)} tenant(s) with due pushes, {delivered} delivered"
+        if due
+        else "nothing due: no tenant has pushes to plan or deliver"
+    )
+    return cast(dict[str, Any], Completed(message=message, data=by_tenant))
 
 
 @flow(name="retry-failed-pushes", flow_run_name="retry-failed-pushes-{tenant_slug}")

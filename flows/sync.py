@@ -205,7 +205,8 @@ async def sync_tenant(
         return cast(dict[str, Any], Failed(message=message, data=TenantSyncError(message)))
     if rejected:
         logger.warning(
-            "%d CRM record(s) rejected (quarantined with a reason, not merged): see the "
+            "%d CRM record(s) rejected for the first time (quarantined with a reason, not "
+            "merged): see the "
             "artifact rejected-%s or `crmsync runs show %d`",
             rejected,
             tenant_slug,
@@ -224,22 +225,27 @@ async def sync_tenant(
 async def _publish(
     slug: str, run_id: int, status: str, counts: dict[str, Any], errors: dict[str, str]
 ) -> int:
-    """The run's artifacts: the table every run has, and the rejected records when there are
-    some. Returns how many records the run rejected."""
+    """The run's artifacts: the table every run has, and the rejected records when the run
+    rejected some for the first time. Returns how many it rejected for the first time."""
     await acreate_table_artifact(
         key=f"sync-{slug}"[:100],
         table=report.run_table(counts, errors),
-        description=f"Tenant {slug}: sync run {run_id} {status}. Fetched and rejected count CRM "
-        "records; created, updated and unchanged count hub opportunities.",
+        description=f"Tenant {slug}: sync run {run_id} {_STATUS_WORDS.get(status, status)}. "
+        "Fetched and rejected count CRM records; created, updated and unchanged count hub "
+        "opportunities.",
     )
-    total, shown = await asyncio.to_thread(report.rejected_records, run_id)
-    if total:
+    new = await asyncio.to_thread(report.new_rejections, run_id)
+    if new:
+        total, shown = await asyncio.to_thread(report.rejected_records, run_id)
         await acreate_markdown_artifact(
             key=f"rejected-{slug}"[:100],
             markdown=report.rejected_markdown(slug, run_id, total, shown),
             description=f"Tenant {slug}: {total} record(s) rejected in sync run {run_id}",
         )
-    return total
+    return new
+
+
+_STATUS_WORDS = {"partial": "failed in part (the other streams synced)"}
 
 
 async def _push_due(tenant_id: int) -> bool:

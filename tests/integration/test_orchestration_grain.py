@@ -199,6 +199,7 @@ def test_an_idle_push_sweep_starts_no_subflow_and_no_task_run(emulator: Any) -> 
 
     idle = asyncio.run(push_pending(return_state=True))  # type: ignore[call-overload]
     assert idle.is_completed()
+    assert idle.message == "nothing due: no tenant has pushes to plan or deliver"
     idle_run = str(idle.state_details.flow_run_id)
     assert asyncio.run(_subflows(idle_run)) == []
     assert task_run_steps(idle_run) == Counter()

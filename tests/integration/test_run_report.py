@@ -96,6 +96,19 @@ def test_a_run_that_rejected_records_says_so_in_its_state_log_and_artifacts(
     (table,) = asyncio.run(_artifacts("sync-rejecting"))
     assert "CRM records rejected" in str(table.data)
 
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = asyncio.run(sync_tenant("rejecting", return_state=True))  # type: ignore[call-overload]
+    assert again.is_completed() and "rejected" not in (again.message or "")
+    with db.connect() as conn:
+        (recounts,) = conn.execute(
+            "SELECT counts FROM sync_run ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert sum(c["rejected"] for k, c in recounts.items() if k != "push") > 0, "sent again"
+    assert not any("rejected" in r.getMessage() for r in caplog.records), (
+        "the same bad records sent again are not news"
+    )
+
 
 def test_a_failed_run_leaves_no_untitled_result_artifact_with_a_storage_path(
     emulator: Any,
