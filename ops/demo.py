@@ -15,9 +15,11 @@ ship: ``make setup`` installs the project in editable mode, which puts the check
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -47,6 +49,7 @@ def run_demo(port: int, jobs: int, console: Console, prefect_where: str | None =
 
     console.rule("crmsync demo")
     t0 = time.perf_counter()
+    started = datetime.now(UTC)
     db.upgrade()
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
     console.print(f"hub database ready ({where})")
@@ -84,15 +87,16 @@ def run_demo(port: int, jobs: int, console: Console, prefect_where: str | None =
         console.print(f"sync-all-tenants: {state.name} — {state.message}")
         print_status()
     if prefect_where:
-        _stop_temporary_server()
+        _stop_temporary_server(started)
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s")
     _next_steps(console)
     return bool(state.is_completed())
 
 
-def _stop_temporary_server() -> None:
-    """Deliver the logs and events Prefect still holds, then stop local mode's temporary server
-    now rather than at exit, so the demo's last lines are its own."""
+def _stop_temporary_server(since: datetime) -> None:
+    """Deliver the logs and events Prefect still holds, wait until the server has recorded them,
+    then stop local mode's temporary server now rather than at exit, so the demo's last lines
+    are its own and ``crmsync up`` shows no task run of the demo stuck in Running."""
     if "prefect" not in sys.modules:
         return
     from prefect.events.worker import EventsWorker
@@ -101,7 +105,35 @@ def _stop_temporary_server() -> None:
 
     APILogWorker.drain_all(timeout=15)
     EventsWorker.drain_all(timeout=15)
+    run_async(_task_runs_recorded(since))
     SubprocessASGIServer().stop()
+
+
+async def _task_runs_recorded(since: datetime, timeout: float = 15) -> None:
+    """Until no task run started since ``since`` is Pending or Running in Prefect's database
+    (the server records task run states from events, a moment after the client sent them)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        TaskRunFilter,
+        TaskRunFilterStartTime,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    unfinished = TaskRunFilter(
+        start_time=TaskRunFilterStartTime.model_validate({"after_": since}),
+        state=TaskRunFilterState(
+            type=TaskRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+        ),
+    )
+    deadline = time.monotonic() + timeout
+    settled = 0
+    async with get_client() as client:
+        while settled < 2 and time.monotonic() < deadline:
+            found = await client.read_task_runs(task_run_filter=unfinished, limit=1)
+            settled = 0 if found else settled + 1
+            await asyncio.sleep(0.2)
 
 
 def _next_steps(console: Console) -> None:

@@ -21,12 +21,14 @@ directory (``ops.stack.postgres.default_database``, created with ``pg_trgm`` whe
 server the stack would pick: the server of ``DATABASE_URL``, else 127.0.0.1:5432, else a private
 cluster in ``<data_dir>/prefect-pg`` (stopped when the command exits, if it started it). The
 hub's embedded ``pgserver`` cannot hold it: it ships no ``pg_trgm``. When no PostgreSQL with
-``pg_trgm`` is at hand, one line says so and Prefect keeps SQLite.
+``pg_trgm`` is at hand, one line says so and Prefect keeps SQLite. The temporary server's own
+log goes to ``<data_dir>/logs/prefect-server.log``, not between the command's lines.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -77,6 +79,7 @@ def local_mode(
     from ops.stack.state import StackError
 
     data = data_dir.resolve()
+    server_log = _server_log_to_file(data)
     database = default_database(data)
     reasons: list[str] = []
     for skip_local in (False, True):
@@ -94,13 +97,49 @@ def local_mode(
         if cluster is not None and not already_running:
             atexit.register(_stop, cluster, 20)  # runs after Prefect's atexit stops its server
         os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = asyncpg_url(target, database)
-        return f"Prefect (local mode) on PostgreSQL: {_redact(target)} ({source})"
+        return (
+            f"Prefect (local mode) on PostgreSQL: {_redact(target)} ({source}); "
+            f"its server logs to {server_log}"
+        )
     line = (
         f"Prefect's local state stays on SQLite in {os.environ.get('PREFECT_HOME')}: no "
         f"PostgreSQL with pg_trgm for it ({reasons[-1].splitlines()[0] if reasons else '?'})"
     )
     echo(line)
     return line
+
+
+def _server_log_to_file(data: Path) -> Path:
+    """The temporary server's own log (``prefect.server``, ``uvicorn``, ``fastapi``) into
+    ``<data_dir>/logs/prefect-server.log`` instead of the command's output, where its shutdown
+    (cancelled services, "Error flushing … events") printed tracebacks between the command's
+    lines; the flow and task run logs stay on the console. Prefect's own ``logging.yml`` with
+    those three loggers sent to the file, through ``PREFECT_LOGGING_SETTINGS_PATH`` (a path set
+    by hand wins)."""
+    import yaml
+
+    log = data / "logs" / "prefect-server.log"
+    if os.environ.get("PREFECT_LOGGING_SETTINGS_PATH"):
+        return log
+    spec = importlib.util.find_spec("prefect")  # the package's location, without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return log
+    default = Path(next(iter(spec.submodule_search_locations))) / "logging" / "logging.yml"
+    config = yaml.safe_load(default.read_text())
+    config["handlers"]["server_file"] = {
+        "level": 0,
+        "class": "logging.FileHandler",
+        "formatter": "standard",
+        "filename": str(log),
+        "delay": True,
+    }
+    for name in ("prefect.server", "uvicorn", "fastapi"):
+        config["loggers"].setdefault(name, {}).update(handlers=["server_file"], propagate=False)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    path = data / "logs" / "prefect-local-mode-logging.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(path)
+    return log
 
 
 def prepare(data_dir: Path, echo: Callable[[str], None] = print) -> str | None:
