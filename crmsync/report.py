@@ -69,7 +69,24 @@ def run_table(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list
         else:
             row = rows.setdefault(key, _row(key, "(sign-in)"))
         row["error"] = message
-    return list(rows.values())
+    return [row for row in rows.values() if not _quiet(row)] or list(rows.values())[:1]
+
+
+def quiet_streams(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[str]:
+    """``integration:stream`` keys that ran with nothing new: left out of the table, named once
+    in its description, so the rows that remain are the ones worth reading."""
+    return [
+        key
+        for key in counts
+        if key != "push"
+        and key not in errors
+        and _quiet({col: counts[key].get(name, 0) for col, name in _PULL.items()} | {"error": ""})
+    ]
+
+
+def _quiet(row: dict[str, Any]) -> bool:
+    figures = [v for c, v in row.items() if c in _PULL or c in _PUSH]
+    return not row.get("error") and all(v in (0, "") for v in figures)
 
 
 PULL_COLUMNS = tuple(_PULL)

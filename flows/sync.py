@@ -227,12 +227,14 @@ async def _publish(
 ) -> int:
     """The run's artifacts: the table every run has, and the rejected records when the run
     rejected some for the first time. Returns how many it rejected for the first time."""
+    quiet = report.quiet_streams(counts, errors)
     await acreate_table_artifact(
         key=f"sync-{slug}"[:100],
         table=report.run_table(counts, errors),
         description=f"Tenant {slug}: sync run {run_id} {_STATUS_WORDS.get(status, status)}. "
         "Fetched and rejected count CRM records; created, updated and unchanged count hub "
-        "opportunities.",
+        "opportunities (a LeadPerfection prospect carries one per lead)."
+        + (f" Nothing new on {', '.join(quiet)}." if quiet else ""),
     )
     new = await asyncio.to_thread(report.new_rejections, run_id)
     if new:

@@ -52,6 +52,16 @@ async def _artifacts(key: str) -> list[Any]:
         )
 
 
+def test_streams_with_nothing_new_leave_the_table_and_are_named_once() -> None:
+    counts = {
+        "st-main:customers": {"fetched": 0, "created": 0, "updated": 0, "rejected": 0},
+        "st-main:jobs": {"fetched": 2, "created": 1, "updated": 1, "rejected": 0},
+    }
+    assert [r["stream"] for r in report.run_table(counts, {})] == ["jobs"]
+    assert report.quiet_streams(counts, {}) == ["st-main:customers"]
+    assert report.quiet_streams(counts, {"st-main:customers": "boom"}) == []
+
+
 def test_every_row_of_the_run_table_has_every_column_and_the_push_and_error_rows_show() -> None:
     rows = report.run_table(
         {
