@@ -180,7 +180,7 @@ def main() -> None:
             log_start = log.stat().st_size if log.exists() else 0
             with temporary_settings(updates={PREFECT_API_URL: state["local_api_url"]}):
                 run, wall = asyncio.run(run_cycle(parameters, args.timeout))
-                objects = asyncio.run(prefect_objects(run.id))
+                objects = asyncio.run(prefect_objects())
                 sweep = asyncio.run(idle_push_sweep(args.timeout))
             dropped = (
                 log.read_bytes()[log_start:].count(b"Subscription queue is full")
@@ -221,7 +221,7 @@ def main() -> None:
 STEPS = ("authenticate", "fetch-modified", "map-", "merge-opportunity", "push-activity")
 
 
-async def prefect_objects(round_id: Any) -> dict[str, Any]:
+async def prefect_objects() -> dict[str, Any]:
     """Flow runs and task runs the cycle created (this proof's Prefect database is fresh), read
     back from the API's count endpoints once the server has recorded them (task runs arrive as
     events, after the flow runs end)."""

@@ -188,9 +188,10 @@ def _dependants(
             out[root.resource].update(_load(scope, root.resource, link.on, values))
             continue
         via = next(v for v in root.links if v.name == link.via)
+        unmerged = overlay.get(via.resource, {})
         parents = {
             **_load(scope, via.resource, link.on, values),
-            **{k: r for k, r in overlay.get(via.resource, {}).items() if k in set(values)},
+            **{k: unmerged[k] for k in values if k in unmerged},
         }
         if parents:
             nested = _dependants(graph, scope, via.resource, parents, overlay)

@@ -165,11 +165,6 @@ def fetch_page(
     return get_provider(ctx.provider).fetch_page(ctx, stream, cursor, started_at)
 
 
-def pages_independent(integration_id: int, stream: str) -> bool:
-    ctx = load_integration(integration_id)
-    return get_provider(ctx.provider).pages_independent(stream)
-
-
 def map_page(integration_id: int, page: FetchedPage) -> MergeBatch:
     ctx = load_integration(integration_id)
     with db.connect() as conn:

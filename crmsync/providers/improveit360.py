@@ -512,46 +512,34 @@ def _id(rec: Record) -> str | None:
     return _ref(rec.get("Id"))
 
 
+def _no_key(rec: Record) -> str | None:
+    return None
+
+
 def record_graph(ctx: IntegrationContext, settings: Improveit360Settings) -> compose.RecordGraph:
     """A Sales Opportunity with its Contact (``customer``) and Account (``parent``), its Sales
     Appointments and Projects, and with ``sync_project_activities`` the Projects' Activities.
     The lookup fields are the org's own (``standard_fields``); a Contact or Account the mirror
     lacks is read by Id (seed 000: an opportunity may name a person synced long ago)."""
     f = settings.standard_fields
+
     resources = {
-        "accounts": compose.Resource("accounts", _id, _modified, modified_field="SystemModstamp"),
-        "contacts": compose.Resource(
-            "contacts", _id, _modified, customer=_id, modified_field="SystemModstamp"
-        ),
-        OPPORTUNITIES: compose.Resource(
-            OPPORTUNITIES,
+        name: compose.Resource(
+            name,
             _id,
             _modified,
-            _field(f.opportunity_contact),
-            _field(f.opportunity_account),
+            _field(customer) if customer else _no_key,
+            _field(parent) if parent else _no_key,
             modified_field="SystemModstamp",
-        ),
-        "appointments": compose.Resource(
-            "appointments",
-            _id,
-            _modified,
-            parent=_field(f.appointment_opportunity),
-            modified_field="SystemModstamp",
-        ),
-        "projects": compose.Resource(
-            "projects",
-            _id,
-            _modified,
-            parent=_field(f.project_opportunity),
-            modified_field="SystemModstamp",
-        ),
-        "project_activities": compose.Resource(
-            "project_activities",
-            _id,
-            _modified,
-            parent=_field(f.activity_project),
-            modified_field="SystemModstamp",
-        ),
+        )
+        for name, customer, parent in (
+            ("accounts", None, None),
+            ("contacts", "Id", None),
+            (OPPORTUNITIES, f.opportunity_contact, f.opportunity_account),
+            ("appointments", None, f.appointment_opportunity),
+            ("projects", None, f.project_opportunity),
+            ("project_activities", None, f.activity_project),
+        )
     }
     links = [
         compose.Link("contact", "contacts", "id", on="customer", many=False, fetch_missing=True),
