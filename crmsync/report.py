@@ -48,9 +48,11 @@ def _row(integration: str, stream: str) -> dict[str, Any]:
     return {c: "" for c in COLUMNS} | {"integration": integration, "stream": stream}
 
 
-def run_table(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[dict[str, Any]]:
-    """One row per integration stream, a sign-in row for an integration that could not
-    authenticate, and a push row; every row with every column of :data:`COLUMNS`."""
+def _all_rows(
+    counts: dict[str, dict[str, Any]], errors: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """By ``integration:stream`` key: one row per stream, a sign-in row for an integration that
+    could not authenticate, and a push row; every row with every column of :data:`COLUMNS`."""
     rows: dict[str, dict[str, Any]] = {}
     for key, figures in counts.items():
         if key == "push":
@@ -69,19 +71,21 @@ def run_table(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list
         else:
             row = rows.setdefault(key, _row(key, "(sign-in)"))
         row["error"] = message
-    return [row for row in rows.values() if not _quiet(row)] or list(rows.values())[:1]
+    return rows
+
+
+def run_table(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[dict[str, Any]]:
+    """The run's rows worth reading: streams with nothing new are left out (see
+    :func:`quiet_streams`), unless nothing else is left."""
+    rows = list(_all_rows(counts, errors).values())
+    return [row for row in rows if not _quiet(row)] or rows[:1]
 
 
 def quiet_streams(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[str]:
     """``integration:stream`` keys that ran with nothing new: left out of the table, named once
     in its description, so the rows that remain are the ones worth reading."""
-    return [
-        key
-        for key in counts
-        if key != "push"
-        and key not in errors
-        and _quiet({col: counts[key].get(name, 0) for col, name in _PULL.items()} | {"error": ""})
-    ]
+    rows = _all_rows(counts, errors)
+    return [key for key, row in rows.items() if key != "push" and _quiet(row)]
 
 
 def _quiet(row: dict[str, Any]) -> bool:
@@ -100,7 +104,7 @@ def integration_rows(
     columns of :data:`INTEGRATION_COLUMNS`, the same names as the run table's; an error names
     its stream (or sign-in)."""
     totals: dict[str, dict[str, Any]] = {}
-    for row in run_table(counts, errors):
+    for row in _all_rows(counts, errors).values():  # an idle integration keeps its line
         if row["stream"] == "push-activity":
             continue
         name = row["integration"]

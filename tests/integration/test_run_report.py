@@ -60,6 +60,11 @@ def test_streams_with_nothing_new_leave_the_table_and_are_named_once() -> None:
     assert [r["stream"] for r in report.run_table(counts, {})] == ["jobs"]
     assert report.quiet_streams(counts, {}) == ["st-main:customers"]
     assert report.quiet_streams(counts, {"st-main:customers": "boom"}) == []
+    quiet = {"lp-main:prospects": {"fetched": 0, "created": 0, "rejected": 0}}
+    assert [r["integration"] for r in report.integration_rows({**counts, **quiet}, {})] == [
+        "st-main",
+        "lp-main",
+    ], "crmsync status keeps an integration that had nothing new"
 
 
 def test_every_row_of_the_run_table_has_every_column_and_the_push_and_error_rows_show() -> None:
