@@ -63,8 +63,9 @@ from typing import Any
 import orjson
 import psycopg
 
+from crmsync.activities import link_waiting, merge_activities
 from models.normalize import placeholder_matcher
-from models.standard import MappedOpportunity, RejectedRecord
+from models.standard import InboundActivity, MappedOpportunity, RejectedRecord
 
 _LOCK_NAMESPACE = 0x43524D53  # "CRMS": first key of the per-tenant advisory lock
 
@@ -105,6 +106,10 @@ class MergeBatch:
     window_start: datetime | None = None
     fetched: int = 0
     cursors: list[CursorUpdate] = field(default_factory=list)
+    activities: list[InboundActivity] = field(default_factory=list)
+    activity_sets: list[tuple[str, str]] = field(default_factory=list)
+    """``(parent, kind)`` whose complete activity list this batch carries: stored activities of
+    that parent and kind missing from the batch were deleted in the CRM (crmsync.activities)."""
 
 
 @dataclass(slots=True)
@@ -115,6 +120,9 @@ class MergeCounts:
     unchanged: int = 0
     rejected: int = 0
     contacts_created: int = 0
+    activities: int = 0  # CRM activities stored, changed or marked deleted
+    activities_waiting: int = 0  # of those, still waiting for their contact or opportunity
+    echoes: int = 0  # crmsync's own pushes read back, dropped
 
     def add(self, other: MergeCounts) -> None:
         for name in self.__slots__:
@@ -225,6 +233,16 @@ def merge_batch(
             _upsert_mirror(cur, batch)
         if batch.opportunities:
             _merge_opportunities(cur, batch, counts, run_id)
+            link_waiting(cur, batch.tenant_id, batch.integration_id)
+        if batch.activities or batch.activity_sets:
+            counts.activities, counts.echoes, counts.activities_waiting = merge_activities(
+                cur,
+                batch.tenant_id,
+                batch.integration_id,
+                batch.activities,
+                batch.activity_sets,
+                run_id,
+            )
         _record_rejects(cur, batch, run_id)
         updates = list(batch.cursors)
         if batch.set_cursor:

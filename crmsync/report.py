@@ -26,6 +26,9 @@ COLUMNS = (
     "opportunities updated",
     "opportunities unchanged",
     "contacts created",
+    "CRM activities stored",
+    "CRM activities waiting",
+    "own pushes read back",
     "pushes delivered",
     "pushes deferred",
     "pushes failed",
@@ -39,6 +42,9 @@ _PULL = {
     "opportunities updated": "updated",
     "opportunities unchanged": "unchanged",
     "contacts created": "contacts_created",
+    "CRM activities stored": "activities",
+    "CRM activities waiting": "activities_waiting",
+    "own pushes read back": "echoes",
 }
 _PUSH = {"pushes delivered": "delivered", "pushes deferred": "deferred", "pushes failed": "failed"}
 REJECTS_SHOWN = 50
@@ -183,4 +189,11 @@ def integration_line(name: str, figures: dict[str, Any]) -> str:
         f"{name}: {figures['fetched']} CRM records fetched, {figures['rejected']} rejected; "
         f"opportunities {figures['created']} created, {figures['updated']} updated, "
         f"{figures['unchanged']} unchanged; {figures['chunks']} chunk(s)"
+        + (
+            f"; CRM activities {figures['activities']} stored "
+            f"({figures['activities_waiting']} waiting for their record), "
+            f"{figures['echoes']} own pushes read back"
+            if figures.get("activities") or figures.get("echoes")
+            else ""
+        )
     )

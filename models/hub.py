@@ -425,3 +425,59 @@ class SyncLineage(SQLModel, table=True):
     external_id: str = Field(sa_column=Column(Text, nullable=False))
     action: str = Field(sa_column=Column(Text, nullable=False))
     at: datetime = _ts()
+
+
+class CrmActivity(SQLModel, table=True):
+    """A note, task, call or email made in a CRM (issue 15, seed 004; migration 0012).
+
+    One row per CRM activity: ``(tenant_id, integration_id, kind, external_id)`` is unique, so a
+    re-read updates the row (when its ``external_modified_at`` is not older) instead of adding
+    one. ``contact_id`` stays NULL while the CRM record it hangs under (``contact_ref``,
+    ``opportunity_model``/``opportunity_ref``) has not reached the hub; the merge links it when
+    it does (:func:`crmsync.activities.link_waiting`). ``deleted_at`` marks a deletion the CRM
+    reported. Activities crmsync wrote itself never get a row (they are echoes of the push
+    ledger), and no row is ever pushed to a CRM: inbound activities are not in ``activity``.
+    """
+
+    __tablename__ = "crm_activity"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "integration_id", "kind", "external_id", name="uq_crm_activity"
+        ),
+        Index("ix_crm_activity_contact", "tenant_id", "contact_id"),
+        Index(
+            "ix_crm_activity_waiting",
+            "tenant_id",
+            "integration_id",
+            postgresql_where=text("contact_id IS NULL"),
+        ),
+    )
+
+    id: int | None = _pk()
+    tenant_id: int = _tenant_fk()
+    integration_id: int = _integration_fk()
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    external_id: str = Field(sa_column=Column(Text, nullable=False))
+    parent: str = Field(sa_column=Column(Text, nullable=False))
+    contact_ref: str | None = Field(default=None, sa_column=Column(Text))
+    opportunity_model: str | None = Field(default=None, sa_column=Column(Text))
+    opportunity_ref: str | None = Field(default=None, sa_column=Column(Text))
+    contact_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey("contact.id", ondelete="SET NULL")),
+    )
+    opportunity_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey("opportunity.id", ondelete="SET NULL")),
+    )
+    author: str | None = Field(default=None, sa_column=Column(Text))
+    subject: str | None = Field(default=None, sa_column=Column(Text))
+    body: str | None = Field(default=None, sa_column=Column(Text))
+    external_created_at: datetime | None = _ts(nullable=True, default_now=False)
+    external_modified_at: datetime | None = _ts(nullable=True, default_now=False)
+    deleted_at: datetime | None = _ts(nullable=True, default_now=False)
+    linked_at: datetime | None = _ts(nullable=True, default_now=False)
+    payload: dict[str, Any] = _jsonb()
+    run_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()

@@ -60,3 +60,38 @@ class RejectedRecord:
     external_id: str | None
     reason: str
     payload: dict[str, Any]
+
+
+ACTIVITY_KINDS = ("note", "task", "call", "email")
+"""What a CRM activity can be (seed 004: "notes, tasks, calls and emails")."""
+
+
+@dataclass(slots=True)
+class InboundActivity:
+    """A note, task, call or email made in a CRM, as the hub keeps it (issue 15, seed 004).
+
+    ``external_id`` is the CRM's id for it, or, where the CRM gives none (ServiceTitan job notes,
+    LeadPerfection notes and call logs), the same stand-in the provider's push adapter records
+    in the push ledger for a record it wrote, so crmsync's own writes are recognised when they
+    come back (no echo). ``parent`` is the CRM record it hangs under as ``<resource>:<id>``
+    (``jobs:17``, ``customers:4``, ``prospects:88``); ``contact_ref`` is the CRM's id of the
+    person (what :attr:`MappedOpportunity.external_contact_id` holds for that CRM) and
+    ``opportunity_ref`` the ``(model, external_id)`` of the opportunity, when the CRM ties the
+    activity to one. The merge links the activity to the hub contact through those two only:
+    while neither is in the hub yet the activity waits, unlinked, and is linked when its parent
+    arrives (seed 004: a Note whose Contact has not synced yet must not be attached to a wrong
+    contact, nor lost). ``deleted`` marks a deletion the CRM reported.
+    """
+
+    kind: str
+    external_id: str
+    parent: str
+    contact_ref: str | None
+    opportunity_ref: tuple[str, str] | None
+    created_at: datetime | None
+    modified_at: datetime | None
+    author: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    deleted: bool = False
+    payload: dict[str, Any] = field(default_factory=dict)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.normalize import normalize_email
 
@@ -16,3 +16,26 @@ def _placeholders(v: list[str]) -> list[str]:
 PlaceholderEmails = Annotated[list[str], AfterValidator(_placeholders)]
 """Addresses or glob patterns (``noemail@*``) that never merge two contacts (seed 002),
 trimmed and lower-cased once, when the settings are read."""
+
+
+ActivityKind = Literal["note", "task", "call", "email"]
+
+
+class InboundActivities(BaseModel):
+    """Activities made in the CRM, read into the hub (issue 15, seed 004 "bidirectionally").
+
+    Off unless a tenant turns it on: reading every note costs requests the tenant's CRM rate
+    budget pays for, and campaigns that do not use them should not pay it. ``kinds`` narrows
+    what is read to the kinds the CRM has (each provider says which it serves). The first sync
+    reads the same ``first_sync_days`` as the records.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    kinds: list[ActivityKind] = Field(
+        default_factory=lambda: list[ActivityKind](["note", "task", "call", "email"]),
+        min_length=1,
+    )
+
+    def wants(self, kind: str) -> bool:
+        return self.enabled and kind in self.kinds
