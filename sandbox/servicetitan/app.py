@@ -40,6 +40,7 @@ from starlette.types import Scope
 from sandbox.kit import EmulatorMiddleware, Fault, bearer_token, control_routes, drop_mid_body
 
 from .data import ESTIMATE_STATUSES, TIMESTAMP_FIELDS, TenantSpec, to_wire
+from .extras import WIRE_DROP
 from .state import TOKEN_PATH, EmulatorState, RequestRecord
 from .store import BEFORE_EVERYTHING, Record, order_key, split_key
 from .timefmt import parse_timestamp
@@ -47,7 +48,9 @@ from .timefmt import parse_timestamp
 Handler = Callable[[Request], Awaitable[Response]]
 View = Callable[[Record], Record]
 
-_API_PATH = re.compile(r"^/(jpm|crm|memberships|sales)/v2/tenant/([^/]+)(?:/|$)")
+_API_PATH = re.compile(
+    r"^/(jpm|crm|memberships|sales|dispatch|settings|accounting|marketing)/v2/tenant/([^/]+)(?:/|$)"
+)
 _PROBLEM_TYPES = {
     400: "https://tools.ietf.org/html/rfc7231#section-6.5.1",
     404: "https://tools.ietf.org/html/rfc7231#section-6.5.4",
@@ -223,6 +226,7 @@ class ListSpec:
 
 def _make_view(resource: str, drop: tuple[str, ...] = ()) -> View:
     fields = TIMESTAMP_FIELDS[resource]
+    drop = drop + WIRE_DROP.get(resource, ())
 
     def view(record: Record) -> Record:
         return to_wire(resource, record, drop, fields)
@@ -435,6 +439,7 @@ def export_endpoint(resource: str) -> Handler:
     call: the vendor warns this mode repeats records and connectors must de-duplicate.
     """
     fields = TIMESTAMP_FIELDS[resource]
+    drop = WIRE_DROP.get(resource, ())
 
     async def endpoint(request: Request) -> Response:
         state: EmulatorState = request.app.state.emulator
@@ -450,9 +455,12 @@ def export_endpoint(resource: str) -> Handler:
         if params.errors:
             return validation_error(params.errors)
         with state.lock:
-            store = state.store(int(request.path_params["tenant"]), resource)
+            tenant_id = int(request.path_params["tenant"])
+            store = state.store(tenant_id, resource)
             records, has_more = store.export_page(position, state.export_page_size)
-            data = [to_wire(resource, record, (), fields) for record in records]
+            data = [to_wire(resource, record, drop, fields) for record in records]
+            if resource == "invoices":
+                _inline_invoice_items(state, tenant_id, data)
         if records:
             last = records[-2] if include_recent and len(records) >= 2 else records[-1]
             position = order_key(last["modifiedOn"], last["id"])
@@ -461,6 +469,23 @@ def export_endpoint(resource: str) -> Handler:
         )
 
     return endpoint
+
+
+_INLINE_ITEM_DROP = ("active", "invoiceId")
+
+
+def _inline_invoice_items(state: EmulatorState, tenant_id: int, invoices: list[Record]) -> None:
+    """The invoice export carries each invoice's live items inline (``InvoiceItemResponse``,
+    the item export's shape without ``active``/``invoiceId``), as tenant-accounting-v2 shows."""
+    store = state.store(tenant_id, "invoice_items")
+    fields = TIMESTAMP_FIELDS["invoice_items"]
+    for invoice in invoices:
+        ids = sorted(store.ids_where("invoiceId", (invoice["id"],)))
+        invoice["items"] = [
+            to_wire("invoice_items", store.by_id[i], _INLINE_ITEM_DROP, fields)
+            for i in ids
+            if store.by_id[i]["active"]
+        ]
 
 
 # -- notes -----------------------------------------------------------------------------------
@@ -884,7 +909,39 @@ def _api_routes() -> list[BaseRoute]:
         active_param=True,
     )
 
+    dispatch = "/dispatch/v2/tenant/{tenant:int}"
+    settings = "/settings/v2/tenant/{tenant:int}"
+    accounting = "/accounting/v2/tenant/{tenant:int}"
+    marketing = "/marketing/v2/tenant/{tenant:int}"
+    # Reference data served as list endpoints only (the vendor has no export for these):
+    # page/pageSize, modifiedOnOrAfter/modifiedBefore, active=True|Any|False.
+    reference_lists = {
+        f"{dispatch}/zones": "zones",
+        f"{marketing}/campaigns": "campaigns",
+        f"{jpm}/job-types": "job_types",
+        f"{jpm}/job-cancel-reasons": "cancel_reasons",
+    }
+    exports = {
+        f"{dispatch}/export/appointment-assignments": "appointment_assignments",
+        f"{jpm}/export/job-canceled-logs": "job_canceled_logs",
+        f"{settings}/export/employees": "employees",
+        f"{settings}/export/technicians": "technicians",
+        f"{settings}/export/business-units": "business_units",
+        f"{settings}/export/tag-types": "tag_types",
+        f"{accounting}/export/invoices": "invoices",
+        f"{accounting}/export/invoice-items": "invoice_items",
+        f"{mem}/export/membership-types": "membership_types",
+        f"{mem}/export/recurring-services": "recurring_services",
+        f"{mem}/export/recurring-service-events": "recurring_service_events",
+    }
+    selector_routes: list[BaseRoute] = [
+        Route(path, list_endpoint(ListSpec(name, _make_view(name), active_param=True)))
+        for path, name in reference_lists.items()
+    ]
+    selector_routes += [Route(path, export_endpoint(name)) for path, name in exports.items()]
+
     return [
+        *selector_routes,
         # Job Planning and Management
         Route(f"{jpm}/jobs", list_endpoint(jobs)),
         Route(f"{jpm}/jobs/{{id:int}}", get_endpoint("jobs", job_view, "Job", True)),

@@ -35,6 +35,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .extras import (
+    EXTRA_ID_BASE,
+    EXTRA_RESOURCES,
+    EXTRA_TIMESTAMPS,
+    extra_defaults,
+    generate_extras,
+)
 from .timefmt import DAY_MS, format_ms
 
 Record = dict[str, Any]
@@ -47,6 +54,7 @@ RESOURCES: tuple[str, ...] = (
     "appointments",
     "estimates",
     "memberships",
+    *EXTRA_RESOURCES,
 )
 
 TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -72,6 +80,7 @@ TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
         "to",
         "nextScheduledBillDate",
     ),
+    **EXTRA_TIMESTAMPS,
 }
 """Fields that are RFC3339 date-times on the wire and epoch milliseconds in the store."""
 
@@ -86,6 +95,7 @@ ID_BASE: dict[str, int] = {
     "estimates": 60_000_000,
     "memberships": 70_000_000,
     "notes": 80_000_000,
+    **EXTRA_ID_BASE,
 }
 
 API_USER_ID = 7_000_001
@@ -747,7 +757,9 @@ def generate_raw(spec: TenantSpec, start_ms: int) -> dict[str, list[Record]]:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Generator(spec, start_ms).run()
+        raw = _Generator(spec, start_ms).run()
+        raw.update(generate_extras(raw, f"{spec.seed}:{spec.tenant_id}", start_ms))
+        return raw
     finally:
         if was_enabled:
             gc.enable()
@@ -940,4 +952,6 @@ def new_record_defaults(resource: str, record_id: int, now_ms: int) -> Record:
             "memo": None,
             "customFields": [],
         }
+    if resource in EXTRA_RESOURCES:
+        return extra_defaults(resource, record_id, now_ms)
     raise ValueError(f"unknown resource {resource!r}; expected one of {', '.join(RESOURCES)}")

@@ -43,6 +43,7 @@ from .data import (
     new_record_defaults,
     to_wire,
 )
+from .extras import EXTRA_INDEXES
 from .store import ID_LIMIT, RecordStore
 from .timefmt import datetime_to_ms, format_ms, parse_timestamp
 
@@ -60,6 +61,7 @@ _INDEXES: dict[str, tuple[str, ...]] = {
     "appointments": ("jobId", "customerId"),
     "estimates": ("jobId", "locationId", "customerId"),
     "memberships": ("customerId",),
+    **EXTRA_INDEXES,
 }
 
 

@@ -191,6 +191,8 @@ def _assert_timestamp_shape(node: Any, key: str = "") -> None:
 # operation whose 200 response schema it must satisfy.
 JPM, CRM = "tenant-jpm-v2.json", "tenant-crm-v2.json"
 MEM, SALES = "tenant-memberships-v2.json", "tenant-salestech-v2.json"
+DISPATCH, SETTINGS = "tenant-dispatch-v2.json", "tenant-settings-v2.json"
+ACCOUNTING, MARKETING = "tenant-accounting-v2.json", "tenant-marketing-v2.json"
 READ_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     (JPM, "jpm", "jobs", "/tenant/{tenant}/jobs", {"pageSize": 500, "includeTotal": "true"}),
     (JPM, "jpm", "jobs/{job}", "/tenant/{tenant}/jobs/{id}", {}),
@@ -228,6 +230,46 @@ READ_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     (SALES, "sales", "estimates", "/tenant/{tenant}/estimates", {"active": "Any"}),
     (SALES, "sales", "estimates/{estimate}", "/tenant/{tenant}/estimates/{id}", {}),
     (SALES, "sales", "estimates/export", "/tenant/{tenant}/estimates/export", {}),
+    # Seed 002's object selector (issue 14): reference data and the optional child resources.
+    (DISPATCH, "dispatch", "zones", "/tenant/{tenant}/zones", {"active": "Any"}),
+    (
+        DISPATCH,
+        "dispatch",
+        "export/appointment-assignments",
+        "/tenant/{tenant}/export/appointment-assignments",
+        {},
+    ),
+    (SETTINGS, "settings", "export/employees", "/tenant/{tenant}/export/employees", {}),
+    (SETTINGS, "settings", "export/technicians", "/tenant/{tenant}/export/technicians", {}),
+    (SETTINGS, "settings", "export/business-units", "/tenant/{tenant}/export/business-units", {}),
+    (SETTINGS, "settings", "export/tag-types", "/tenant/{tenant}/export/tag-types", {}),
+    (ACCOUNTING, "accounting", "export/invoices", "/tenant/{tenant}/export/invoices", {}),
+    (
+        ACCOUNTING,
+        "accounting",
+        "export/invoice-items",
+        "/tenant/{tenant}/export/invoice-items",
+        {},
+    ),
+    (MARKETING, "marketing", "campaigns", "/marketing/v2/tenant/{tenant}/campaigns", {}),
+    (JPM, "jpm", "job-types", "/tenant/{tenant}/job-types", {"active": "Any"}),
+    (JPM, "jpm", "job-cancel-reasons", "/tenant/{tenant}/job-cancel-reasons", {}),
+    (JPM, "jpm", "export/job-canceled-logs", "/tenant/{tenant}/export/job-canceled-logs", {}),
+    (MEM, "memberships", "export/membership-types", "/tenant/{tenant}/export/membership-types", {}),
+    (
+        MEM,
+        "memberships",
+        "export/recurring-services",
+        "/tenant/{tenant}/export/recurring-services",
+        {},
+    ),
+    (
+        MEM,
+        "memberships",
+        "export/recurring-service-events",
+        "/tenant/{tenant}/export/recurring-service-events",
+        {},
+    ),
 ]
 
 
