@@ -36,6 +36,7 @@ earlier attempt lists the parent's notes and looks for its idempotency key in th
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -63,8 +64,11 @@ __all__ = [
     "DEFAULT_TOKEN_CACHE",
     "EXPORT_PATHS",
     "FIRST_SYNC_DAYS",
+    "LIST_PATHS",
+    "READ_SCOPES",
     "CachedToken",
     "ExportPage",
+    "ModifiedCursor",
     "ServiceTitanClient",
     "ServiceTitanCredentials",
     "TokenCache",
@@ -90,7 +94,32 @@ EXPORT_PATHS: dict[str, str] = {
     "memberships": "/memberships/v2/tenant/{tenant}/export/memberships",
     # Irregular on purpose: the sales module exposes /estimates/export, not /export/estimates.
     "estimates": "/sales/v2/tenant/{tenant}/estimates/export",
+    # Seed 002's object selector (tenant-dispatch-v2, tenant-jpm-v2, tenant-settings-v2,
+    # tenant-accounting-v2, tenant-memberships-v2 export operations).
+    "appointment_assignments": "/dispatch/v2/tenant/{tenant}/export/appointment-assignments",
+    "job_canceled_logs": "/jpm/v2/tenant/{tenant}/export/job-canceled-logs",
+    "employees": "/settings/v2/tenant/{tenant}/export/employees",
+    "technicians": "/settings/v2/tenant/{tenant}/export/technicians",
+    "business_units": "/settings/v2/tenant/{tenant}/export/business-units",
+    "tag_types": "/settings/v2/tenant/{tenant}/export/tag-types",
+    "invoices": "/accounting/v2/tenant/{tenant}/export/invoices",
+    "invoice_items": "/accounting/v2/tenant/{tenant}/export/invoice-items",
+    "membership_types": "/memberships/v2/tenant/{tenant}/export/membership-types",
+    "recurring_services": "/memberships/v2/tenant/{tenant}/export/recurring-services",
+    "recurring_service_events": "/memberships/v2/tenant/{tenant}/export/recurring-service-events",
 }
+
+LIST_PATHS: dict[str, str] = {
+    "zones": "/dispatch/v2/tenant/{tenant}/zones",
+    "campaigns": "/marketing/v2/tenant/{tenant}/campaigns",
+    "job_types": "/jpm/v2/tenant/{tenant}/job-types",
+    "cancel_reasons": "/jpm/v2/tenant/{tenant}/job-cancel-reasons",
+}
+"""Reference data the vendor offers only as list endpoints (no export feed): read whole, then
+incrementally with ``modifiedOnOrAfter`` (see :class:`ModifiedCursor`). Zones: Zone_GetList
+(tenant-dispatch-v2); campaigns: Campaigns_GetList (tenant-marketing-v2); job types:
+JobTypes_GetList and cancel reasons: JobCancelReasons_GetList (tenant-jpm-v2)."""
+LIST_PAGE_SIZE = 500
 
 READ_SCOPES: dict[str, str] = {
     "customers": "CRM: Customers",
@@ -100,6 +129,21 @@ READ_SCOPES: dict[str, str] = {
     "jobs": "Job Planning and Management: Jobs",
     "memberships": "Memberships: Customer Memberships",
     "estimates": "Sales & Estimates: Estimates",
+    "appointment_assignments": "Dispatch: Appointment Assignments",
+    "zones": "Dispatch: Zones",
+    "job_canceled_logs": "Job Planning and Management: Job Cancel Reasons",
+    "cancel_reasons": "Job Planning and Management: Job Cancel Reasons",
+    "job_types": "Job Planning and Management: Job Types",
+    "tag_types": "Settings: Tag Types",
+    "employees": "Settings: Employees",
+    "technicians": "Settings: Technicians",
+    "business_units": "Settings: Business Units",
+    "campaigns": "Marketing: Campaigns",
+    "membership_types": "Memberships: Membership Types",
+    "recurring_services": "Memberships: Recurring Services",
+    "recurring_service_events": "Memberships: Recurring Service Events",
+    "invoices": "Accounting: Invoices",
+    "invoice_items": "Accounting: Invoice Items",
 }
 """The read scope each export needs (seed 002, "The following Read scopes are required")."""
 
@@ -225,6 +269,64 @@ class ExportPage:
     has_more: bool
 
 
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _instant(value: object) -> datetime | None:
+    """A ServiceTitan date-time (up to seven fractional digits, ``Z``) as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ModifiedCursor:
+    """Position in a list endpoint read by ``modifiedOnOrAfter``: the newest ``modifiedOn`` seen
+    and the ids seen at exactly that instant.
+
+    The bound is inclusive (crm-apis.md §1.4), so the next read returns the records of that
+    instant again; leaving out the ids already seen at it keeps an unchanged reference record
+    from being re-read (and re-composed into every job that shows it) every 15 minutes, while a
+    record first modified at the same instant still gets through. Stored as text
+    ``<modifiedOn>|<id>,<id>``.
+    """
+
+    modified_on: str
+    ids: frozenset[str] = frozenset()
+
+    def encode(self) -> str:
+        return f"{self.modified_on}|{','.join(sorted(self.ids))}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> ModifiedCursor | None:
+        if not text:
+            return None
+        modified_on, _, ids = text.partition("|")
+        return cls(modified_on, frozenset(i for i in ids.split(",") if i))
+
+    def advance(self, records: list[dict[str, Any]]) -> ModifiedCursor:
+        """The cursor after ``records`` (those already filtered by :meth:`unseen`)."""
+        best, best_text, ids = _instant(self.modified_on), self.modified_on, set(self.ids)
+        for record in records:
+            text = record.get("modifiedOn")
+            stamp = _instant(text)
+            if stamp is None or not isinstance(text, str):
+                continue
+            if best is None or stamp > best:
+                best, best_text, ids = stamp, text, {str(record.get("id"))}
+            elif stamp == best:
+                ids.add(str(record.get("id")))
+        return ModifiedCursor(best_text, frozenset(ids))
+
+    def unseen(self, record: dict[str, Any]) -> bool:
+        stamp, mine = _instant(record.get("modifiedOn")), _instant(self.modified_on)
+        return not (stamp is not None and stamp == mine and str(record.get("id")) in self.ids)
+
+
 def first_sync_from(now: datetime, days: int = FIRST_SYNC_DAYS) -> str:
     """The ``from`` value for an integration's first export call: the UTC date ``days`` ago.
 
@@ -333,6 +435,39 @@ class ServiceTitanClient:
             continue_from=continue_from,
             has_more=has_more,
         )
+
+    def list_page(self, resource: str, cursor: str | None) -> ExportPage:
+        """Every record of a reference list (``LIST_PATHS``) changed since ``cursor``, active or
+        not, as one page whose ``continue_from`` is the next :class:`ModifiedCursor`.
+
+        Reference data is tens to hundreds of records, so all of its pages are read in one call;
+        ``cursor=None`` reads all of it.
+        """
+        try:
+            template = LIST_PATHS[resource]
+        except KeyError:
+            known = ", ".join(sorted(LIST_PATHS))
+            raise ValueError(f"unknown ServiceTitan list {resource!r}; known: {known}") from None
+        position = ModifiedCursor.decode(cursor)
+        params: dict[str, Any] = {"active": "Any"}
+        if position is not None:
+            params["modifiedOnOrAfter"] = position.modified_on
+        records = self._paged(
+            template.format(tenant=self.tenant_id), params, page_size=LIST_PAGE_SIZE
+        )
+        if position is not None:
+            records = [record for record in records if position.unseen(record)]
+        after = (position or ModifiedCursor("")).advance(records)
+        return ExportPage(
+            records=_dedupe_by_id(records), continue_from=after.encode(), has_more=False
+        )
+
+    def read_page(self, resource: str, cursor: str | None) -> ExportPage:
+        """One page of ``resource``: its export feed, or for list-only reference data its whole
+        change set since ``cursor``."""
+        if resource in LIST_PATHS:
+            return self.list_page(resource, cursor)
+        return self.export_page(resource, cursor)
 
     # -- lookups -----------------------------------------------------------------------------
 

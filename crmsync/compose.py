@@ -19,6 +19,14 @@ A link says which key of the related record equals which key of the root, e.g. a
 ``parent`` (its ``jobId``) equals the job's ``id``; a customer's ``id`` equals the job's
 ``customer`` (its ``customerId``). ``via`` links hang under another link's records (a Project
 Activity under a Project of the opportunity).
+
+A ``ref`` link looks records up by the ids a field of the root (or, with ``via``, of each record
+of another link) holds, a single id or a list of them: a job's ``campaignId`` or ``tagTypeIds``,
+an estimate's ``soldBy``, a location's ``zoneId``. That is how reference data (tag types,
+campaigns, zones, employees, …), mirrored once from its own stream, joins every opportunity
+without being fetched per opportunity. A changed reference record re-composes the opportunities
+that point at it: one query per ref link finds them (the field in the mirrored payload, scalar or
+list), and for a ``via`` ref one more level finds the roots of the records pointing at it.
 """
 
 from __future__ import annotations
@@ -74,6 +82,10 @@ class Link:
     many: bool = True
     via: str | None = None
     fetch_missing: bool = False
+    ref: str | None = None
+    """Field of the root (of each ``via`` record) holding the id or ids of this link's records,
+    which are then matched on their ``id`` (``key`` must be ``"id"``); ``many=True`` gives them
+    in the field's order, ``many=False`` the first."""
 
 
 Related = Mapping[str, Any]
@@ -184,6 +196,19 @@ def _dependants(
         values = sorted({v for r in changed.values() if (v := resource.key(link.key, r))})
         if not values:
             continue
+        if link.ref is not None:
+            source = root.resource if link.via is None else _via_link(root, link).resource
+            pointing = _load_by_ref(scope, source, link.ref, values)
+            wanted = set(values)
+            for ext, rec in overlay.get(source, {}).items():
+                if wanted.intersection(ref_values(rec, link.ref)):
+                    pointing[ext] = rec
+            if link.via is None:
+                out[root.resource].update(pointing)
+            elif pointing:
+                nested = _dependants(graph, scope, source, pointing, overlay)
+                out[root.resource].update(nested.get(root.resource, {}))
+            continue
         if link.via is None:
             out[root.resource].update(_load(scope, root.resource, link.on, values))
             continue
@@ -197,6 +222,45 @@ def _dependants(
             nested = _dependants(graph, scope, via.resource, parents, overlay)
             out[root.resource].update(nested.get(root.resource, {}))
     return out
+
+
+def ref_values(rec: Mapping[str, Any], field_name: str) -> list[str]:
+    """The ids a record's ``field_name`` holds (one id, a list of ids, or none) as text."""
+    value = rec.get(field_name)
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if v is not None]
+    return [str(value)]
+
+
+def _via_link(root: Root, link: Link) -> Link:
+    return next(v for v in root.links if v.name == link.via)
+
+
+def _load_by_ref(
+    scope: _Scope, resource: str, field_name: str, values: Sequence[str]
+) -> dict[str, Record]:
+    """Mirrored records of ``resource`` whose ``field_name`` holds one of ``values``: one query
+    over the resource's rows (reference data changes rarely; no index serves a payload field)."""
+    with scope.conn.cursor() as cur:
+        cur.execute(
+            "SELECT external_id, payload FROM crm_record WHERE tenant_id = %s "
+            "AND integration_id = %s AND resource = %s AND (payload->>%s = ANY(%s) "
+            "OR (jsonb_typeof(payload->%s) = 'array' AND EXISTS (SELECT 1 FROM "
+            "jsonb_array_elements_text(payload->%s) AS e(v) WHERE e.v = ANY(%s))))",
+            (
+                scope.tenant_id,
+                scope.integration_id,
+                resource,
+                field_name,
+                list(values),
+                field_name,
+                field_name,
+                list(values),
+            ),
+        )
+        return {ext: payload for ext, payload in cur}
 
 
 def _load(scope: _Scope, resource: str, key: Key, values: Sequence[str]) -> dict[str, Record]:
@@ -233,47 +297,81 @@ def _compose(
     placed = _Placed()
     direct = [link for link in root.links if link.via is None]
     wanted = {
-        link.name: sorted({v for r in roots.values() if (v := root_res.key(link.on, r))})
+        link.name: sorted(
+            {v for r in roots.values() for v in ref_values(r, link.ref)}
+            if link.ref is not None
+            else {v for r in roots.values() if (v := root_res.key(link.on, r))}
+        )
         for link in direct
     }
     _place(graph, scope, direct, wanted, overlay, placed)
     for link in direct:
-        if link.fetch_missing and graph.fetch is not None:
+        if link.fetch_missing and graph.fetch is not None and link.ref is None:
             _fetch_missing(graph, link, wanted[link.name], placed, batch)
     nested = [link for link in root.links if link.via is not None]
     if nested:
-        wanted = {
-            link.name: sorted({k for per in placed.by_link[link.via or ""].values() for k in per})
-            for link in nested
-        }
+        wanted = {}
+        for link in nested:
+            via_placed = placed.by_link[link.via or ""].values()
+            if link.ref is not None:
+                ref = link.ref
+                wanted[link.name] = sorted(
+                    {v for per in via_placed for r in per.values() for v in ref_values(r, ref)}
+                )
+            else:
+                wanted[link.name] = sorted({k for per in via_placed for k in per})
         _place(graph, scope, nested, wanted, overlay, placed)
 
     out: list[MappedOpportunity] = []
     for ext, rec in roots.items():
         related: dict[str, Any] = {}
+        via_records: dict[str, list[Record]] = {}
         for link in root.links:
             if link.via is not None:
                 continue
+            by_match = placed.by_link[link.name]
+            if link.ref is not None:
+                items = [
+                    next(iter(by_match[v].values()))
+                    for v in ref_values(rec, link.ref)
+                    if v in by_match
+                ]
+                found_first = items[0] if items else None
+                related[link.name] = items if link.many else found_first
+                via_records[link.name] = items
+                continue
             match = root_res.key(link.on, rec)
-            found = placed.by_link[link.name].get(match, {}) if match else {}
+            found = by_match.get(match, {}) if match else {}
             items = list(found.values())
             related[link.name] = items if link.many else (items[-1] if items else None)
+            via_records[link.name] = items
         for link in nested:
-            parents = placed.by_link[link.via or ""]
-            via_match = root_res.key(_via_on(root, link), rec)
-            via_ids = list(parents.get(via_match, {})) if via_match else []
-            related[link.name] = {
-                v: list(placed.by_link[link.name].get(v, {}).values()) for v in via_ids
-            }
+            via_link = _via_link(root, link)
+            via_res = graph.resources[via_link.resource]
+            by_match = placed.by_link[link.name]
+            if link.ref is not None:
+                ref = link.ref
+                related[link.name] = {
+                    via_res.id(r) or "": [
+                        next(iter(by_match[v].values()))
+                        for v in ref_values(r, ref)
+                        if v in by_match
+                    ]
+                    for r in via_records[via_link.name]
+                }
+                continue
+            if via_link.ref is None:
+                parents = placed.by_link[link.via or ""]
+                via_match = root_res.key(via_link.on, rec)
+                via_ids = list(parents.get(via_match, {})) if via_match else []
+            else:
+                via_ids = [via_res.id(r) or "" for r in via_records[via_link.name]]
+            related[link.name] = {v: list(by_match.get(v, {}).values()) for v in via_ids}
         try:
             out.append(root.map(rec, related))
         except MappingError as exc:
             batch.rejects.append(RejectedRecord(batch.stream, ext, str(exc), rec))
     return out
-
-
-def _via_on(root: Root, link: Link) -> Key:
-    return next(v.on for v in root.links if v.name == link.via)
 
 
 def _place(

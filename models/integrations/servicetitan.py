@@ -14,7 +14,44 @@ from models.integrations.common import PlaceholderEmails
 
 NoteTarget = Literal["none", "job", "customer", "location"]
 OpportunityModel = Literal["job", "membership"]
-JobResource = Literal["appointments", "estimates"]
+JobResource = Literal[
+    "appointments",
+    "appointment_assignments",
+    "estimates",
+    "cancel_reasons",
+    "tag_types",
+    "campaigns",
+    "zones",
+    "employees",
+    "technicians",
+    "invoices",
+    "business_units",
+    "job_types",
+]
+"""Optional resources of a Job opportunity (seed 002, "Selecting Object Resources"; the README's
+ServiceTitan table says what each adds to the details and which scope it needs)."""
+MembershipResource = Literal[
+    "membership_types",
+    "recurring_services",
+    "recurring_service_events",
+    "employees",
+    "technicians",
+    "zones",
+    "tag_types",
+    "business_units",
+]
+"""Optional resources of a Membership opportunity (seed 002's Memberships scopes)."""
+DEFAULT_JOB_RESOURCES: tuple[JobResource, ...] = ("appointments", "estimates")
+"""Seed 002: "defaulted the configuration with the most commonly used optional resources".
+Estimates drive the sales follow-up (Rehash) and appointments the appointment and Speed to Lead
+removal rules the seed's "Recommended targeting" describes; both feed External Updated At."""
+DEFAULT_MEMBERSHIP_RESOURCES: tuple[MembershipResource, ...] = ("membership_types",)
+"""A membership's type (its plan name) is what membership campaigns segment on; the rest of the
+membership resources are per-visit detail, off until chosen."""
+ASSIGNMENTS_RULE = (
+    "appointment_assignments can only be selected together with appointments (seed 002: "
+    '"Appointment Assignments - Can only be enabled if Appointments is selected")'
+)
 PROD_API = "https://api.servicetitan.io"
 PROD_AUTH = "https://auth.servicetitan.io/connect/token"
 
@@ -42,7 +79,13 @@ class ServiceTitanSettings(BaseModel):
         default_factory=lambda: list[OpportunityModel](["job"]), min_length=1
     )
     job_resources: list[JobResource] = Field(
-        default_factory=lambda: list[JobResource](["appointments", "estimates"])
+        default_factory=lambda: list(DEFAULT_JOB_RESOURCES),
+        description="optional Job resources; required ones (job, customer, contacts) are always on",
+    )
+    membership_resources: list[MembershipResource] = Field(
+        default_factory=lambda: list(DEFAULT_MEMBERSHIP_RESOURCES),
+        description="optional Membership resources; required ones (membership, customer, "
+        "contacts) are always on",
     )
     placeholder_emails: PlaceholderEmails = Field(default_factory=list)
     push_outgoing_campaign_messages: NoteTarget = "none"
@@ -64,3 +107,15 @@ class ServiceTitanSettings(BaseModel):
         description="How long record_activity waits for a real-time push; a slower CRM call "
         "completes in the background, a failed one is retried from the outbox",
     )
+
+    @field_validator("job_resources")
+    @classmethod
+    def _assignments_need_appointments(cls, v: list[JobResource]) -> list[JobResource]:
+        if "appointment_assignments" in v and "appointments" not in v:
+            raise ValueError(ASSIGNMENTS_RULE)
+        return list(dict.fromkeys(v))
+
+    @field_validator("membership_resources")
+    @classmethod
+    def _unique(cls, v: list[MembershipResource]) -> list[MembershipResource]:
+        return list(dict.fromkeys(v))
