@@ -31,6 +31,16 @@ Eastern for the public clients, crm-apis.md §2.5). :func:`lp_window` turns an a
 into LP's form; in the autumn DST fold the local start is moved back by the repeated hour so a
 window never comes out shorter (or inverted) in wall-clock time than it is in real time.
 
+**Permission.** Seed 001 (Requirements) has the API user granted LP's *APISecurity* functions
+(Security → User Access → Function Level Security). Without them the user still signs in
+(``/token`` checks the password) and each refused call is answered the way ASP.NET Web API's
+``[Authorize]`` answers, 401 ``{"Message":"Authorization has been denied for this request."}``,
+the same body as an expired token (crm-apis.md §2.1, §2.6, [I]). The engine re-authenticates
+once; a 401 again with a token just issued, or a 403 from a host that says Forbidden, can only
+be the missing permission, so :func:`missing_api_security` turns it into a
+:class:`~connectors.errors.ForbiddenError` naming the refused call and the seed's steps to grant
+it. A refused ``/token`` stays an :class:`~connectors.errors.AuthError` (wrong credentials).
+
 **Writes.** ``AddNotes`` answers ``"UPDATED SUCCESSFULLY!"`` whether or not the note landed
 (an unknown ``recid`` is silently ignored, §2.4), so a 200 proves nothing: the push layer checks
 with :meth:`LeadPerfectionClient.find_note` (GetLead embeds notes; ``GetNotes`` is a 404).
@@ -48,10 +58,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 
-from connectors.errors import AuthError, BadRequestError, ResponseFormatError
+from connectors.errors import AuthError, BadRequestError, ForbiddenError, ResponseFormatError
 from connectors.http import CachedToken, CachedTokenProvider, HttpEngine, TokenCache
 
 __all__ = [
+    "APISECURITY_STEPS",
     "DEFAULT_EXPIRES_IN",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_TIMEZONE",
@@ -64,6 +75,7 @@ __all__ = [
     "base_url_for",
     "format_lp_datetime",
     "lp_window",
+    "missing_api_security",
 ]
 
 PROVIDER = "leadperfection"
@@ -86,6 +98,41 @@ ADD_CALL_HISTORY = "/api/Customers/AddCallHistory"
 ADD_INSTALLER_JOB_NOTES = "/api/Installer/AddInstallerJobNotes"
 
 _LP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+APISECURITY_STEPS = (
+    "in LeadPerfection go to Security → User Access, find the user and select Assign, open the "
+    "Function Level Security tab, select APISecurity from the dropdown list, select Check All "
+    "and click Save"
+)
+"""Seed 001, "Requirements": how the API user is given the rights the integration needs."""
+
+
+def missing_api_security(
+    exc: AuthError | ForbiddenError, username: str, token_path: str = TOKEN_PATH
+) -> ForbiddenError | None:
+    """A data call refused to a signed-in user, told as what the operator must do about it;
+    None when ``exc`` is not that (a refused ``/token`` means wrong credentials instead).
+
+    ``username`` is the LP user (not a secret: LP shows it in its user list); nothing of the
+    request or the token enters the message.
+    """
+    if exc.path is None or exc.path.rstrip("/").lower() == token_path.rstrip("/").lower():
+        return None
+    if exc.status_code not in (401, 403):
+        return None
+    function = exc.path.rstrip("/").rsplit("/", 1)[-1]
+    again = " again with a fresh token" if exc.status_code == 401 else ""
+    return ForbiddenError(
+        f"LeadPerfection refused {function} ({exc.method or 'POST'} {exc.path} -> HTTP "
+        f"{exc.status_code}{again}) although user {username!r} signed in: "
+        f"the user lacks the APISecurity permission. To grant it (seed 001, Requirements), "
+        f"{APISECURITY_STEPS}; the next sync then reads again.",
+        provider=PROVIDER,
+        status_code=exc.status_code,
+        method=exc.method,
+        path=exc.path,
+    )
+
 
 Record = dict[str, Any]
 
@@ -278,6 +325,7 @@ class LeadPerfectionClient:
             token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE,
         )
         self.engine.token_provider = self._tokens
+        self._token_path = httpx.URL(token_url or base_url.rstrip("/") + TOKEN_PATH).path
 
     def __repr__(self) -> str:
         return (
@@ -521,8 +569,18 @@ class LeadPerfectionClient:
                 return int(row["cst_id"])
         return None
 
+    def _post(self, path: str, form: dict[str, str], *, idempotent: bool) -> httpx.Response:
+        """One data call; a refusal to the signed-in user becomes :func:`missing_api_security`."""
+        try:
+            return self.engine.request("POST", path, idempotent=idempotent, data=form)
+        except (AuthError, ForbiddenError) as exc:
+            refused = missing_api_security(exc, self.credentials.username, self._token_path)
+            if refused is None:
+                raise
+            raise refused from None
+
     def _read_array(self, path: str, form: dict[str, str]) -> list[Any]:
-        response = self.engine.request("POST", path, idempotent=True, data=form)
+        response = self._post(path, form, idempotent=True)
         body = self.engine.json(response)
         if not isinstance(body, list):
             raise self.engine.error(
@@ -531,7 +589,7 @@ class LeadPerfectionClient:
         return body
 
     def _write(self, path: str, form: dict[str, str]) -> str:
-        response = self.engine.request("POST", path, idempotent=False, data=form)
+        response = self._post(path, form, idempotent=False)
         body = self.engine.json(response)
         return body if isinstance(body, str) else str(body)
 

@@ -9,7 +9,10 @@ answers the way that stack does, not the way a modern API would:
 * errors are ASP.NET's ``{"Message": ...}`` bodies: 401 "Authorization has been denied for this
   request.", 404 "No HTTP resource was found...", 405, 400 "The request is invalid.", 500 "An
   error has occurred.";
-* ``AddNotes`` answers ``"UPDATED SUCCESSFULLY!"`` whether or not the note landed (§2.4).
+* ``AddNotes`` answers ``"UPDATED SUCCESSFULLY!"`` whether or not the note landed (§2.4);
+* an API user without seed 001's APISecurity permission still gets a token, and every refused
+  data call gets the 401 above (``[Authorize]``), or a 403 when so armed (control route
+  ``POST /__emulator/clients/{clientid}/api-security``, ``LPEmulatorState.revoke_api_security``).
 
 Everything under ``/__emulator`` is the control API (JSON, no auth, never faulted or logged).
 Faults and the request log are the kit's (:class:`sandbox.kit.EmulatorMiddleware`); this module
@@ -135,6 +138,11 @@ class _Api:
                 if clientid is None:
                     return _denied()
                 request.scope["lp.clientid"] = clientid
+                refused = self.state.api_refusal(clientid, request.url.path)
+                if refused == 403:
+                    return _json(_DENIED, 403)
+                if refused is not None:
+                    return _denied()
                 return await func(request, clientid, params)
             except BadRequest:
                 return _json(_INVALID, 400)
@@ -344,6 +352,26 @@ class _Control:
             p["clientid"], p["lds_id"], body, touch=self._touch(request)
         )
 
+    async def api_security(self, request: Request) -> Any:
+        """``GET`` what the API user is refused; ``POST {"granted": false, "functions": [...],
+        "status": 401}`` revokes (all data routes when ``functions`` is absent), ``{"granted":
+        true}`` grants again."""
+        clientid = request.path_params["clientid"]
+        if request.method == "POST":
+            body = await self._body(request)
+            if body.get("granted", True):
+                self.state.grant_api_security(clientid)
+            else:
+                functions = body.get("functions")
+                if functions is not None and not isinstance(functions, list):
+                    raise ValueError("functions must be a list of LP method names or paths")
+                self.state.revoke_api_security(
+                    clientid,
+                    functions=None if functions is None else [str(f) for f in functions],
+                    status=int(body.get("status", 401)),
+                )
+        return self.state.api_security(clientid)
+
     async def notes(self, request: Request) -> Any:
         return self.state.get_notes(
             request.path_params["clientid"],
@@ -378,6 +406,7 @@ class _Control:
                 w(self.appointments),
                 methods=["POST"],
             ),
+            Route(f"{client}/api-security", w(self.api_security), methods=["GET", "POST"]),
             Route(f"{client}/notes", w(self.notes), methods=["GET"]),
             Route(f"{client}/call-logs", w(self.call_logs), methods=["GET"]),
             Route(f"{client}/production-notes", w(self.production_notes), methods=["GET"]),

@@ -175,6 +175,8 @@ class _Client:
         self.notes_written: list[Record] = []
         self.calls_written: list[Record] = []
         self.production_notes_written: list[Record] = []
+        self.api_denied: frozenset[str] | None = None
+        self.api_denied_status = 401
 
     def _index_children(self, p: Record) -> None:
         cst = p["cst_id"]
@@ -244,6 +246,11 @@ def _events_of(p: Record) -> list[tuple[str, int]]:
             if isinstance(ts, str):
                 out.append((ts, cst))
     return out
+
+
+def _function(name_or_path: str) -> str:
+    """An LP API function by its lower-cased method name: ``GetLead`` for its path too."""
+    return name_or_path.rstrip("/").rsplit("/", 1)[-1].strip().lower()
 
 
 def _copy(value: Any) -> Any:
@@ -367,6 +374,55 @@ class LPEmulatorState(EmulatorCore[RequestRecord]):
     def expire_tokens(self) -> None:
         """Expire every token issued so far (LP-side revocation or a server restart)."""
         self.tokens.expire_all()
+
+    # --- Function Level Security (seed 001, Requirements) ----------------------------------
+
+    def revoke_api_security(
+        self,
+        clientid: str | None = None,
+        *,
+        functions: Sequence[str] | None = None,
+        status: int = 401,
+    ) -> None:
+        """Take the API user's APISecurity rights away: the functions named (LP method names
+        such as ``GetLead``, or paths), or every data route when ``functions`` is None.
+
+        Seed 001 has the user granted "APISecurity" under Security → User Access → Function
+        Level Security ("Check All"); without it the user still signs in (``/token`` checks the
+        password, not the rights) and each refused call gets the answer of ASP.NET Web API's
+        ``[Authorize]``: 401 ``{"Message":"Authorization has been denied for this request."}``
+        (crm-apis.md §2.6, [I]). ``status=403`` models a host that answers Forbidden instead.
+        """
+        if status not in (401, 403):
+            raise ValueError("status must be 401 or 403")
+        with self._lock:
+            client = self._client(clientid)
+            names = None if functions is None else frozenset(_function(f) for f in functions)
+            client.api_denied = frozenset({"*"}) if names is None else names
+            client.api_denied_status = status
+
+    def grant_api_security(self, clientid: str | None = None) -> None:
+        """Give the API user APISecurity again ("Check All", Save)."""
+        with self._lock:
+            client = self._client(clientid)
+            client.api_denied, client.api_denied_status = None, 401
+
+    def api_security(self, clientid: str | None = None) -> Record:
+        """What the user is refused: ``{"granted": bool, "denied": [...] | ["*"], "status"}``."""
+        with self._lock:
+            client = self._client(clientid)
+            denied = sorted(client.api_denied or ())
+            return {"granted": not denied, "denied": denied, "status": client.api_denied_status}
+
+    def api_refusal(self, clientid: str, path: str) -> int | None:
+        """The status a data call on ``path`` is refused with, or None when the user may call it."""
+        with self._lock:
+            client = self._client(clientid)
+            denied = client.api_denied
+            if not denied or not ("*" in denied or _function(path) in denied):
+                return None
+            self._counters["api_security_refused"] += 1
+            return client.api_denied_status
 
     # --- seeding and mutation --------------------------------------------------------------
 

@@ -193,6 +193,35 @@ def test_token_expires_by_the_emulator_clock(emu: RunningEmulator, lp: Lp) -> No
     assert lp.post(GET_LEAD, {"PageSize": "1"}).status_code == 200
 
 
+def test_a_user_without_apisecurity_signs_in_but_every_data_call_is_denied(
+    emu: RunningEmulator, http: httpx.Client
+) -> None:
+    """Seed 001, Requirements: Function Level Security gates the API, not the sign-in."""
+    revoked = http.post("/__emulator/clients/wq55a/api-security", json={"granted": False})
+    lp = Lp(http)  # /token still answers 200
+    read = lp.post(GET_LEAD, {"PageSize": "1"})
+    write = lp.post(ADD_NOTES, {"rectype": "cst", "recid": str(NO_LEADS), "notes": "x"})
+    fresh_token = Lp(http).post(GET_LEAD, {"PageSize": "1"})
+    granted = http.post("/__emulator/clients/wq55a/api-security", json={"granted": True})
+
+    assert revoked.json() == {"granted": False, "denied": ["*"], "status": 401}
+    assert read.status_code == write.status_code == fresh_token.status_code == 401
+    assert read.json() == write.json() == DENIED
+    assert read.headers["www-authenticate"] == "Bearer"
+    assert emu.state.get_notes() == [], "a refused write stores nothing"
+    assert granted.json()["granted"] is True
+    assert lp.post(GET_LEAD, {"PageSize": "1"}).status_code == 200
+
+
+def test_apisecurity_can_be_refused_per_function_and_as_a_403(emu: RunningEmulator, lp: Lp) -> None:
+    emu.state.revoke_api_security(None, functions=["AddNotes"], status=403)
+    write = lp.post(ADD_NOTES, {"rectype": "cst", "recid": str(NO_LEADS), "notes": "x"})
+
+    assert write.status_code == 403 and write.json() == DENIED
+    assert lp.post(GET_LEAD, {"PageSize": "1"}).status_code == 200
+    assert emu.state.stats()["counters"]["api_security_refused"] == 1
+
+
 # --- reads ---------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from connectors.errors import AuthError, ResponseFormatError, TransientError
+from connectors.errors import AuthError, ForbiddenError, ResponseFormatError, TransientError
 from connectors.leadperfection import (
     WRITE_OK,
     LeadPerfectionClient,
@@ -195,13 +195,36 @@ def test_a_401_reauthenticates_once_and_resends_the_read() -> None:
     assert [path for path, _ in fake.requests] == ["/token", GET_LEAD, "/token", GET_LEAD]
 
 
-def test_a_second_401_after_reauthenticating_is_an_auth_error() -> None:
+def test_a_401_again_with_a_fresh_token_is_the_missing_apisecurity_permission() -> None:
+    """Seed 001, Requirements: the user signs in but is refused; the error says what to do."""
     fake = FakeLP(3)
     lp = client(fake)
-    fake.deny = True  # e.g. the API user lost its APISecurity rights
-    with pytest.raises(AuthError, match="still unauthorized"):
+    fake.deny = True  # the API user lacks its APISecurity rights
+    with pytest.raises(ForbiddenError) as caught:
         lp.get_lead()
     assert [path for path, _ in fake.requests] == ["/token", GET_LEAD, "/token", GET_LEAD]
+    message = str(caught.value)
+    assert message.startswith("LeadPerfection refused GetLead (POST /api/Customers/GetLead")
+    assert "user 'api.user' signed in: the user lacks the APISecurity permission" in message
+    assert "Security → User Access" in message and "Function Level Security" in message
+    assert "Check All" in message and not caught.value.retryable
+    assert PASSWORD not in message and APPKEY not in message and "tok-" not in message
+
+
+def test_a_403_on_a_write_names_the_refused_call_and_the_apisecurity_steps() -> None:
+    fake = FakeLP(1)
+    lp = client(fake)
+    lp.authenticate()
+    fake.status = [403]
+    with pytest.raises(ForbiddenError, match=r"refused AddNotes \(POST /api/SalesApi/AddNotes"):
+        lp.add_note("cst", 100_001, "hello")
+
+
+def test_a_refused_token_stays_wrong_credentials_not_a_missing_permission() -> None:
+    fake = FakeLP(1)
+    lp = client(fake, creds=LeadPerfectionCredentials("wq55a", "api.user", "no", APPKEY, "th97"))
+    with pytest.raises(AuthError, match="rejected the credentials"):
+        lp.get_lead()
 
 
 # --- reads ---------------------------------------------------------------------------------------
