@@ -22,6 +22,22 @@ overridden: ``403 REQUEST_LIMIT_EXCEEDED`` (the org's daily API allocation, or t
 concurrent long-running requests) is a :class:`~connectors.errors.QuotaExceededError`, which no
 layer retries, while any other 403 is a :class:`~connectors.errors.ForbiddenError`.
 
+**Permissions** (issue 14 item 2). An integration user whose profile and permission sets lack
+the "API Enabled" system permission signs in, then every REST call answers 403
+``API_CURRENTLY_DISABLED`` ("API is disabled for this User"); ``API_DISABLED_FOR_ORG`` is the same
+refusal when the org's edition has no API (Professional without the add-on, Essentials, Group)
+(both are ``ExceptionCode`` values of the API guide's "Core Data Types Used in API Calls",
+https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm;
+the token endpoint documents neither, so they are recognised there too).
+An object the user has no Read on does not exist for that user: a query of it is 400
+``INVALID_TYPE`` ("sObject type '…' is not supported"), its describe 404 ``NOT_FOUND``; record
+sharing refusals are ``INSUFFICIENT_ACCESS…``. :func:`explain_refusal` turns each into a
+:class:`~connectors.errors.ForbiddenError` saying which call was refused, why, and what the
+Salesforce admin does about it (as ``missing_scope`` does for ServiceTitan); a 403 whose body
+names none of these codes (the status is what Salesforce documents: "the request has been
+refused; verify that the logged-in user has appropriate permissions") gets the same treatment
+with both possible fixes.
+
 **Limits.** Every API response carries ``Sforce-Limit-Info: api-usage=used/limit``
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm);
 :attr:`SalesforceClient.api_usage` exposes the latest reading. The client refuses to send (raising
@@ -44,6 +60,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -67,6 +84,7 @@ from connectors.errors import (
 from connectors.http import HttpEngine, TokenProvider, parse_retry_after
 
 __all__ = [
+    "API_DISABLED_CODES",
     "DEFAULT_API_VERSION",
     "DEFAULT_AUTH_URL",
     "NOTE_BODY_MAX",
@@ -75,6 +93,7 @@ __all__ = [
     "SalesforceClient",
     "SalesforceCredentials",
     "SalesforceSession",
+    "explain_refusal",
     "parse_limit_info",
     "soql_datetime",
     "soql_identifier",
@@ -102,6 +121,22 @@ TASK_DESCRIPTION_MAX = 32_000
 # base64 bodies cannot be returned by a multi-record query.
 UNSELECTABLE_TYPES = frozenset({"address", "location", "base64"})
 
+API_DISABLED_CODES = ("API_CURRENTLY_DISABLED", "API_DISABLED_FOR_ORG")
+"""Salesforce's refusals of a user (``API_CURRENTLY_DISABLED``) or an org edition
+(``API_DISABLED_FOR_ORG``) without API access."""
+NO_ACCESS_CODES = (
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY",
+    "INSUFFICIENT_ACCESS_OR_READONLY",
+    "INSUFFICIENT_ACCESS",
+    "INVALID_TYPE",
+)
+"""Codes Salesforce answers for an object the user may not read (``INVALID_TYPE``: the object
+does not exist for that user) or a record it may not see."""
+API_FIX = (
+    'a Salesforce admin enables "API Enabled" for the integration user (Setup → its Profile, or '
+    "a Permission Set assigned to it → System Permissions → API Enabled)"
+)
+_FROM = re.compile(r"\bFROM\s+([A-Za-z][A-Za-z0-9_]*)", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 _LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 _VERSION = re.compile(r"^v?(\d{2,3})\.0$")
@@ -238,6 +273,87 @@ def _error_items(body: object) -> list[tuple[str, str]]:
     return out
 
 
+def _code_in(message: str, codes: Iterable[str]) -> str | None:
+    return next((code for code in codes if code in message), None)
+
+
+def explain_refusal(
+    exc: ConnectorError,
+    call: str,
+    sobject: str | None = None,
+    *,
+    access: str = "Read",
+    missing_is_refusal: bool = False,
+) -> ConnectorError:
+    """``exc`` told as what the operator must do, when it is a permission refusal; else ``exc``.
+
+    ``call`` names the refused call in words ("the query of Task"), ``sobject`` the object it
+    needs ``access`` (Read, Create) on. ``missing_is_refusal``: a 404 means the object is not
+    visible to the user (a describe), not that a record is gone. The message carries the error
+    code, never a body beyond it, a token or a credential.
+    """
+    if not isinstance(exc, ForbiddenError | BadRequestError | NotFoundError | AuthError):
+        return exc
+    message = exc.message
+    status = exc.status_code
+    code = _code_in(message, API_DISABLED_CODES)
+    if code is not None:
+        why = (
+            "the org's Salesforce edition includes no API access, or the integration user's "
+            'profile and permission sets lack "API Enabled"'
+            if code == "API_DISABLED_FOR_ORG"
+            else 'the integration user has no API access: its profile and permission sets lack "API'
+            ' Enabled"'
+        )
+        text = f"{why}; {API_FIX}. Nothing of this org syncs until then."
+    elif sobject is not None and (
+        (code := _code_in(message, NO_ACCESS_CODES)) is not None
+        or (missing_is_refusal and status == 404)
+        or (status == 403 and isinstance(exc, ForbiddenError))
+    ):
+        code = code or ("NOT_FOUND" if status == 404 else "")
+        text = (
+            f"the integration user cannot {access.lower()} {sobject} (no {access} permission on "
+            f"the object, or no object of that API name in the org); a Salesforce admin grants "
+            f"{access} on {sobject} to the integration user (its Profile, or a Permission Set "
+            f"assigned to it → Object Settings → {sobject}), or the object's API name is "
+            "corrected in the integration's settings"
+            + (f"; if the user lacks API access altogether, {API_FIX}" if status == 403 else "")
+            + "."
+        )
+    else:
+        return exc
+    provider = exc.provider
+    refused = f"HTTP {status} {code}" if code else f"HTTP {status}"
+    return ForbiddenError(
+        f"{provider}: Salesforce refused {call} ({refused}): {text}",
+        provider=provider,
+        status_code=status,
+        method=exc.method,
+        path=exc.path,
+    )
+
+
+@contextmanager
+def _explained(
+    call: str, sobject: str | None = None, *, access: str = "Read", missing_is_refusal: bool = False
+) -> Iterator[None]:
+    try:
+        yield
+    except ConnectorError as exc:
+        told = explain_refusal(
+            exc, call, sobject, access=access, missing_is_refusal=missing_is_refusal
+        )
+        if told is exc:
+            raise
+        raise told from None
+
+
+def _query_object(soql: str) -> str | None:
+    m = _FROM.search(soql)
+    return m.group(1) if m else None
+
+
 class _SalesforceEngine(HttpEngine):
     """The shared engine, reading Salesforce's error arrays and ``Sforce-Limit-Info``."""
 
@@ -360,6 +476,8 @@ class _SessionTokens(TokenProvider):
                 "POST", self._token_url, auth=False, idempotent=True, data=self._form()
             )
         except (BadRequestError, AuthError, ForbiddenError) as exc:
+            if _code_in(exc.message, API_DISABLED_CODES) is not None:
+                raise explain_refusal(exc, "the sign-in (OAuth token request)") from None
             what = (
                 "the refresh token"
                 if grant == "refresh_token"
@@ -588,9 +706,15 @@ class SalesforceClient:
     ) -> Iterator[list[dict[str, Any]]]:
         """The batches of a SOQL query, following ``nextRecordsUrl`` until ``done``."""
         endpoint = "queryAll" if include_deleted else "query"
-        response = self.api(
-            "GET", f"{self.data_path}/{endpoint}", params={"q": soql}, headers=self._query_headers
-        )
+        sobject = _query_object(soql)
+        call = f"the {endpoint} of {sobject or 'a SOQL query'}"
+        with _explained(call, sobject):
+            response = self.api(
+                "GET",
+                f"{self.data_path}/{endpoint}",
+                params={"q": soql},
+                headers=self._query_headers,
+            )
         while True:
             body = self.engine.json(response)
             records, done, next_url = self._batch(response, body)
@@ -598,7 +722,8 @@ class SalesforceClient:
             if done:
                 return
             assert next_url is not None
-            response = self.api("GET", next_url, headers=self._query_headers)
+            with _explained(call, sobject):
+                response = self.api("GET", next_url, headers=self._query_headers)
 
     def query(self, soql: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         """Every record of a SOQL query (all batches).
@@ -647,7 +772,8 @@ class SalesforceClient:
             cached = self._describes.get(name)
         if cached is not None and self._clock() - cached.fetched_at < DESCRIBE_TTL:
             return cached.fields
-        response = self.api("GET", f"{self.data_path}/sobjects/{name}/describe")
+        with _explained(f"the describe of {name}", name, missing_is_refusal=True):
+            response = self.api("GET", f"{self.data_path}/sobjects/{name}/describe")
         body = self.engine.json(response)
         fields = body.get("fields") if isinstance(body, dict) else None
         if not isinstance(fields, list) or not all(
@@ -669,12 +795,11 @@ class SalesforceClient:
 
     def create(self, sobject: str, values: Mapping[str, Any]) -> str:
         """Create one record; returns its Id. Not retried after it may have reached Salesforce."""
-        response = self.api(
-            "POST",
-            f"{self.data_path}/sobjects/{soql_identifier(sobject)}/",
-            idempotent=False,
-            json=dict(values),
-        )
+        name = soql_identifier(sobject)
+        with _explained(f"creating a {name}", name, access="Create", missing_is_refusal=True):
+            response = self.api(
+                "POST", f"{self.data_path}/sobjects/{name}/", idempotent=False, json=dict(values)
+            )
         body = self.engine.json(response)
         if not isinstance(body, dict):
             raise self._format_error(response, "create response is not an object")

@@ -54,8 +54,9 @@ from pydantic import (
     BaseModel,
 )
 
-from connectors.errors import ConnectorError, PermanentError, ResponseFormatError
+from connectors.errors import ConnectorError, ForbiddenError, PermanentError, ResponseFormatError
 from connectors.salesforce import (
+    API_DISABLED_CODES,
     DEFAULT_AUTH_URL,
     NOTE_TITLE_MAX,
     TASK_SUBJECT_MAX,
@@ -93,6 +94,34 @@ PROVIDER = "improveit360"
 OPPORTUNITIES = "opportunities"
 _CHILDREN = ("appointments", "projects", "project_activities")
 _SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+
+
+_OBJECT_SETTINGS = {
+    "accounts": "account",
+    "contacts": "contact",
+    "appointments": "sales_appointment",
+    "projects": "project",
+    "project_activities": "project_activity",
+    "opportunities": "sales_opportunity",
+}
+
+
+def refused(stream: str, exc: ForbiddenError) -> ForbiddenError:
+    """A permission refusal met while reading ``stream`` (:func:`connectors.salesforce.
+    explain_refusal` has said which call, why and the admin's fix), with the stream and the
+    setting naming its object, and that the other streams keep syncing (issue 14 item 2: "the
+    other resources keep syncing"); a user without API access is told so by the connector."""
+    if any(code in exc.message for code in API_DISABLED_CODES):
+        return exc
+    setting = _OBJECT_SETTINGS.get(stream)
+    where = f"stream {stream}" + (f", settings.objects.{setting}" if setting else "")
+    return ForbiddenError(
+        f"{exc.message} [{where}] The other streams sync.",
+        provider=exc.provider,
+        status_code=exc.status_code,
+        method=exc.method,
+        path=exc.path,
+    )
 
 
 def _object_of(settings: Improveit360Settings, stream: str) -> str:
@@ -169,17 +198,7 @@ def stream_fields(ctx: IntegrationContext, stream: str) -> list[str]:
     settings = ctx.settings
     assert isinstance(settings, Improveit360Settings)
     sobject = _object_of(settings, stream)
-    try:
-        fields = _client(ctx).selectable_fields(sobject)
-    except ConnectorError as exc:
-        if exc.status_code == 404:
-            raise PermanentError(
-                f"{PROVIDER}: object {sobject!r} does not exist or is not visible to the "
-                f"integration user; set settings.objects for stream {stream!r}",
-                provider=PROVIDER,
-                status_code=404,
-            ) from None
-        raise
+    fields = _client(ctx).selectable_fields(sobject)
     known = {f.lower() for f in fields}
     for setting, name in _link_fields(settings, stream).items():
         if name.lower() not in known:
@@ -230,6 +249,14 @@ class Improveit360Provider:
         return stream_fields(ctx, stream)
 
     def fetch_page(
+        self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
+    ) -> FetchedPage:
+        try:
+            return self._fetch_page(ctx, stream, cursor, started_at)
+        except ForbiddenError as exc:
+            raise refused(stream, exc) from None
+
+    def _fetch_page(
         self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
     ) -> FetchedPage:
         settings = self._settings(ctx)

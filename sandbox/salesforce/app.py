@@ -24,6 +24,11 @@ response carries ``Sforce-Limit-Info: api-usage=n/limit``. Updates and deletes o
 not emulated (405): the product only reads and creates; tests change data with
 ``SalesforceEmulatorState.upsert``.
 
+``POST /__emulator/orgs/{org}/permissions`` ``{"api_enabled": false, "unreadable_objects":
+[…]}`` takes permissions away from the API user (:meth:`SalesforceEmulatorState.set_permissions`):
+without "API Enabled" every data call is 403 ``API_CURRENTLY_DISABLED``; an object without Read
+is, for that user, an object that does not exist (query 400 ``INVALID_TYPE``, describe 404).
+
 Faults (:meth:`SalesforceEmulatorState.arm_fault`) are applied by the kit's middleware, so they
 hit the token endpoint as well as the data API; ``drop_connection`` closes the TCP connection
 without an answer when served by :func:`sandbox.salesforce.server.run_emulator` (the kit's server
@@ -100,6 +105,7 @@ def create_app(state: SalesforceEmulatorState) -> Starlette:
                     raise _method_not_allowed(request.method, allowed)
                 org_id, user_id = state.authenticate(request.headers.get("authorization"))
                 request.state.org_id = org_id
+                state.check_api_access(org_id)
                 if count:
                     state.count_api_call(org_id)
                 version = _version(request)
@@ -358,6 +364,17 @@ async def _control(state: SalesforceEmulatorState, request: Request) -> Response
             state.set_api_usage(org_id, int(body["used"]))
             used, limit = state.api_usage(org_id)
             return _Json({"used": used, "limit": limit})
+        if what == "permissions":
+            if method == "POST":
+                body = await _json_body(request)
+                return _Json(
+                    state.set_permissions(
+                        org_id,
+                        api_enabled=body.get("api_enabled"),
+                        unreadable_objects=body.get("unreadable_objects"),
+                    )
+                )
+            return _Json(state.permissions(org_id))
         if what == "refresh_tokens" and method == "DELETE":
             state.revoke_refresh_tokens(org_id)
             return _Json({"revoked": True})

@@ -162,6 +162,9 @@ class _Org:
     def __init__(self, spec: OrgSpec, schema: Schema, anchor_epoch: int) -> None:
         self.spec = spec
         self.schema = schema
+        self.visible = schema
+        self.api_enabled = True
+        self.unreadable: frozenset[str] = frozenset()
         self.ids = IdFactory(spec.org_id)
         self.tables: dict[str, dict[str, Record]] = {o.name: {} for o in schema.objects.values()}
         self.by_id: dict[str, tuple[ObjectDef, Record]] = {}
@@ -362,6 +365,53 @@ class SalesforceEmulatorState(EmulatorCore[RequestRecord]):
         with self._lock:
             self._org(org_id).refresh_tokens.clear()
 
+    # -- the integration user's permissions ----------------------------------------------------
+
+    def set_permissions(
+        self,
+        org_id: str,
+        *,
+        api_enabled: bool | None = None,
+        unreadable_objects: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Take permissions away from the org's API user, as an admin editing its profile would.
+
+        ``api_enabled=False`` is a profile without the "API Enabled" system permission: the
+        OAuth grant still issues a session, and every REST call is then refused with 403
+        ``API_CURRENTLY_DISABLED`` "API is disabled for this User" (the code Salesforce returns
+        for a user-level block; ``API_DISABLED_FOR_ORG`` is the org-edition one).
+        ``unreadable_objects`` lists objects without Read for the user: Salesforce then behaves as
+        if they did not exist for that user, so a query of one is 400 ``INVALID_TYPE``
+        ("sObject type '…' is not supported"), its describe and record URLs 404 ``NOT_FOUND``,
+        and describeGlobal leaves it out. Returns the permissions now in force.
+        """
+        with self._lock:
+            org = self._org(org_id)
+            if api_enabled is not None:
+                org.api_enabled = bool(api_enabled)
+            if unreadable_objects is not None:
+                names = set()
+                for name in unreadable_objects:
+                    names.add(self._object(org, name).name)
+                org.unreadable = frozenset(names)
+                org.visible = (
+                    Schema(o for o in org.schema.objects.values() if o.name not in names)
+                    if names
+                    else org.schema
+                )
+            return self.permissions(org_id)
+
+    def permissions(self, org_id: str) -> dict[str, Any]:
+        with self._lock:
+            org = self._org(org_id)
+            return {"api_enabled": org.api_enabled, "unreadable_objects": sorted(org.unreadable)}
+
+    def check_api_access(self, org_id: str) -> None:
+        """403 ``API_CURRENTLY_DISABLED`` when the API user's profile lacks "API Enabled"."""
+        with self._lock:
+            if not self._org(org_id).api_enabled:
+                raise SfApiError(403, "API_CURRENTLY_DISABLED", "API is disabled for this User")
+
     # -- stats -------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -502,7 +552,7 @@ class SalesforceEmulatorState(EmulatorCore[RequestRecord]):
         with self._lock:
             org = self._org(org_id)
             try:
-                compiled = compile_query(parse(soql), org.schema, org.lookup)
+                compiled = compile_query(parse(soql), org.visible, org.lookup)
             except SoqlError as exc:
                 raise SfApiError(400, exc.error_code, exc.message) from None
             rows = compiled.execute(
@@ -576,7 +626,7 @@ class SalesforceEmulatorState(EmulatorCore[RequestRecord]):
                 return {
                     "encoding": "UTF-8",
                     "maxBatchSize": 200,
-                    "sobjects": [_describe_basic(o, version) for o in org.schema.objects.values()],
+                    "sobjects": [_describe_basic(o, version) for o in org.visible.objects.values()],
                 }
             obj = self._api_object(org, sobject)
             out = _describe_basic(obj, version)
@@ -719,7 +769,7 @@ class SalesforceEmulatorState(EmulatorCore[RequestRecord]):
         return obj
 
     def _api_object(self, org: _Org, sobject: str) -> ObjectDef:
-        obj = org.schema.get(sobject)
+        obj = org.visible.get(sobject)
         if obj is None:
             raise SfApiError(404, "NOT_FOUND", "The requested resource does not exist")
         return obj

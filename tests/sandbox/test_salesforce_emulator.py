@@ -835,3 +835,39 @@ def test_fifty_thousand_opportunities_generate_and_page_quickly() -> None:
 
     assert len(seen) == len(set(seen)) > 20_000
     assert slowest < 10.0  # generous: CI shares 2 cores; bench/ measures speed
+
+
+# -- the API user's permissions (issue 14 item 2) ----------------------------------------------------
+
+
+def test_a_user_without_api_enabled_signs_in_and_every_data_call_is_api_currently_disabled(
+    emu: RunningEmulator, client: httpx.Client
+) -> None:
+    assert client.post(
+        f"/__emulator/orgs/{ORG}/permissions", json={"api_enabled": False}
+    ).json() == {"api_enabled": False, "unreadable_objects": []}
+    auth = login(client)
+    for response in (
+        query(client, auth, "SELECT Id FROM Contact"),
+        client.get(f"{V}/sobjects/Note/describe", headers=auth),
+        client.post(f"{V}/sobjects/Note/", json={"Title": "x"}, headers=auth),
+    ):
+        assert response.status_code == 403
+        assert response.json() == [
+            {"message": "API is disabled for this User", "errorCode": "API_CURRENTLY_DISABLED"}
+        ]
+
+
+def test_an_object_without_read_does_not_exist_for_the_user(
+    emu: RunningEmulator, client: httpx.Client
+) -> None:
+    emu.state.set_permissions(ORG, unreadable_objects=[PROJECT])
+    auth = login(client)
+    response = query(client, auth, f"SELECT Id FROM {PROJECT}")
+    assert response.status_code == 400 and error_code(response) == "INVALID_TYPE"
+    assert f"sObject type '{PROJECT}' is not supported" in response.json()[0]["message"]
+    describe = client.get(f"{V}/sobjects/{PROJECT}/describe", headers=auth)
+    assert describe.status_code == 404 and error_code(describe) == "NOT_FOUND"
+    names = {o["name"] for o in client.get(f"{V}/sobjects/", headers=auth).json()["sobjects"]}
+    assert PROJECT not in names and OPP in names
+    assert query(client, auth, f"SELECT Id FROM {OPP} LIMIT 1").status_code == 200
