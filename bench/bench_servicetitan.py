@@ -4,7 +4,12 @@ Prints records/second and peak RSS for a first load and for an unchanged re-sync
 its own process (so peak RSS is the phase's own), with the emulator in a third process (so its
 JSON encoding does not share our GIL, as a real CRM would not).
 
-    .venv/bin/python bench/bench_servicetitan.py --jobs 100000
+``--selector`` picks the Job resources of seed 002's object selector: ``today`` is the default
+pair (appointments, estimates), ``full`` every optional Job resource (issue 14), ``both`` (the
+default) runs the two one after the other on the same emulator tenant, each into a fresh database,
+and prints them side by side.
+
+    .venv/bin/python bench/bench_servicetitan.py --jobs 100000 --selector both
 
 Uses DATABASE_URL when set (a fresh database is created on that server), else the machine's
 PostgreSQL on 127.0.0.1:5432 when it answers, else an embedded one. Prefect runs in local mode
@@ -14,6 +19,7 @@ unless PREFECT_API_URL is set.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,13 +55,33 @@ def st_tenant_arg(jobs: int, customers: int) -> str:
     )
 
 
-def st_tenants_yaml(url: str) -> str:
+SELECTORS: dict[str, list[str]] = {
+    "today": ["appointments", "estimates"],
+    "full": [
+        "appointments",
+        "appointment_assignments",
+        "estimates",
+        "cancel_reasons",
+        "tag_types",
+        "campaigns",
+        "zones",
+        "employees",
+        "technicians",
+        "invoices",
+        "business_units",
+        "job_types",
+    ],
+}
+
+
+def st_tenants_yaml(url: str, job_resources: list[str] | None = None) -> str:
     """The tenants file for the bench tenant against the emulator at ``url``."""
+    resources = job_resources if job_resources is not None else SELECTORS["today"]
     return (
         "tenants:\n  - slug: bench\n    name: Bench\n    integrations:\n      - name: st\n"
         f"        provider: servicetitan\n        base_url: {url}\n        auth_url: {url}/connect/token\n"
         f"        credentials: {{client_id: cid.bench, client_secret: cs1.bench, app_key: {APP_KEY}, tenant_id: '{ST_TENANT}'}}\n"
-        "        settings: {opportunity_models: [job]}\n"
+        f"        settings: {{opportunity_models: [job], job_resources: [{', '.join(resources)}]}}\n"
     )
 
 
@@ -93,6 +119,13 @@ def phase(name: str) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=100_000)
+    ap.add_argument(
+        "--selector",
+        choices=["today", "full", "both"],
+        default="both",
+        help="Job resources: today's two (appointments, estimates), every optional one, or both "
+        "side by side on the same emulator tenant (default)",
+    )
     ap.add_argument("--phase", choices=["first", "resync"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
@@ -100,22 +133,30 @@ def main() -> None:
         return
 
     admin = admin_url()
-    with fresh_database(admin) as db_url:
-        env = bench_env(db_url, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
-        port = free_port()
-        customers = max(1, args.jobs // 2)
-        tenant = st_tenant_arg(args.jobs, customers)
-        with emulator("sandbox.servicetitan", ["--port", str(port), "--tenant", tenant], env):
-            url = f"http://127.0.0.1:{port}"
-            t0 = time.perf_counter()
-            wait_http(url)
-            print(
-                f"emulator ready in {time.perf_counter() - t0:.1f} s ({args.jobs} jobs, {customers} customers)"
-            )
-            apply_tenants(BENCH_DIR / "tenants.yaml", st_tenants_yaml(url), env)
-            results = [run_phase(__file__, ph, env) for ph in ("first", "resync")]
-            print()
-            print_table(results)
+    selectors = ["today", "full"] if args.selector == "both" else [args.selector]
+    port = free_port()
+    customers = max(1, args.jobs // 2)
+    tenant = st_tenant_arg(args.jobs, customers)
+    results: list[dict[str, object]] = []
+    with emulator(
+        "sandbox.servicetitan", ["--port", str(port), "--tenant", tenant], dict(os.environ)
+    ):
+        url = f"http://127.0.0.1:{port}"
+        t0 = time.perf_counter()
+        wait_http(url)
+        print(
+            f"emulator ready in {time.perf_counter() - t0:.1f} s ({args.jobs} jobs, {customers} customers)"
+        )
+        for selector in selectors:
+            with fresh_database(admin) as db_url:
+                env = bench_env(db_url, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+                yaml = st_tenants_yaml(url, SELECTORS[selector])
+                apply_tenants(BENCH_DIR / "tenants.yaml", yaml, env)
+                print(f"selector {selector}: {', '.join(SELECTORS[selector])}")
+                for ph in ("first", "resync"):
+                    results.append({"selector": selector, **run_phase(__file__, ph, env)})
+    print()
+    print_table(results)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,24 @@ First sync: customers and their contacts are read from the start of the export f
 the last 90 days often belongs to an older customer); appointments, estimates, jobs and
 memberships start 90 days back (seed 002: "the integration will begin syncing your last 90 days of
 data"). Later syncs resume from each stream's stored ``continueFrom`` token.
+
+**The object selector** (seed 002 "Selecting Object Resources", issue 14): each optional
+resource of ``job_resources``/``membership_resources`` adds its streams (``SELECTOR_STREAMS``) and
+its links in the record graph. Reference data (tag types, campaigns, zones, business units, job
+types, cancel reasons, employees, technicians, membership types) and locations are read from the
+start once, then incrementally (export ``continueFrom``, or for the list-only ones a
+``modifiedOnOrAfter`` cursor), mirrored in ``crm_record``, and joined to opportunities by ``ref``
+links from there, never fetched per opportunity. A changed reference record (a renamed tag type,
+a moved zone) re-composes the opportunities that point at it in the same merge, found with one
+query per link (``crmsync.compose``), so details never keep a stale name; reference data changes
+rarely, and the query reads only the integration's mirrored roots. Child resources (assignments,
+canceled logs, invoices and their items, recurring services and events) start 90 days back like
+appointments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -51,9 +65,59 @@ from models.integrations.servicetitan import (
     ServiceTitanCredentialsModel,
     ServiceTitanSettings,
 )
-from models.mappings.servicetitan import map_job, map_membership
+from models.mappings.servicetitan import Extras, map_job, map_membership
 from models.normalize import parse_timestamp
 from models.standard import MappedOpportunity, RejectedRecord
+
+REFERENCE_STREAMS: tuple[str, ...] = (
+    "tag_types",
+    "campaigns",
+    "zones",
+    "business_units",
+    "job_types",
+    "cancel_reasons",
+    "employees",
+    "technicians",
+    "membership_types",
+)
+"""Reference data: a handful of records per tenant, read whole once and then incrementally."""
+
+SELECTOR_STREAMS: dict[str, tuple[str, ...]] = {
+    "appointments": ("appointments",),
+    "appointment_assignments": ("appointment_assignments",),
+    "estimates": ("estimates",),
+    "cancel_reasons": ("job_canceled_logs", "cancel_reasons"),
+    "tag_types": ("tag_types",),
+    "campaigns": ("campaigns",),
+    "zones": ("locations", "zones"),
+    "employees": ("employees",),
+    "technicians": ("technicians",),
+    "invoices": ("invoices", "invoice_items"),
+    "business_units": ("business_units",),
+    "job_types": ("job_types",),
+    "membership_types": ("membership_types",),
+    "recurring_services": ("recurring_services",),
+    "recurring_service_events": ("recurring_service_events",),
+}
+"""The streams each selectable resource reads (scopes: ``connectors.servicetitan.READ_SCOPES``)."""
+
+STREAM_ORDER: tuple[str, ...] = (
+    "locations",
+    *REFERENCE_STREAMS,
+    "appointments",
+    "appointment_assignments",
+    "estimates",
+    "job_canceled_logs",
+    "invoices",
+    "invoice_items",
+    "recurring_services",
+    "recurring_service_events",
+)
+"""Related streams before the records that hang under them, all before the roots."""
+
+FROM_THE_START = frozenset({"customers", "customer_contacts", "locations", *REFERENCE_STREAMS})
+"""Streams a first sync reads from the beginning: a job of the last 90 days often belongs to an
+older customer and location, and points at reference data of any age."""
 
 _PUSH_CATEGORY: dict[str, tuple[str, str | None]] = {
     "outbound_campaign_message": (
@@ -111,10 +175,20 @@ class ServiceTitanProvider:
     settings_model: ClassVar[type[BaseModel]] = ServiceTitanSettings
 
     def streams(self, ctx: IntegrationContext) -> list[str]:
+        """Streams in dependency order: the person, reference data, related records, roots.
+
+        A selector resource may stand for several streams (``invoices`` → invoices and invoice
+        items; ``zones`` → locations and zones); a stream both models need is read once."""
         s = self._settings(ctx)
-        out = ["customers", "customer_contacts"]
+        selected: list[str] = []
         if "job" in s.opportunity_models:
-            out += list(s.job_resources)
+            selected += s.job_resources
+        if "membership" in s.opportunity_models:
+            selected += s.membership_resources
+        wanted = {stream for name in selected for stream in SELECTOR_STREAMS[name]}
+        out = ["customers", "customer_contacts"]
+        out += [stream for stream in STREAM_ORDER if stream in wanted]
+        if "job" in s.opportunity_models:
             out.append("jobs")
         if "membership" in s.opportunity_models:
             out.append("memberships")
@@ -135,10 +209,10 @@ class ServiceTitanProvider:
         self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
     ) -> FetchedPage:
         from_ = cursor.cursor
-        if from_ is None and stream not in ("customers", "customer_contacts"):
+        if from_ is None and stream not in FROM_THE_START:
             from_ = first_sync_from(started_at, days=ctx.first_sync_days)
         try:
-            page = _client(ctx).export_page(stream, from_)
+            page = _client(ctx).read_page(stream, from_)
         except ForbiddenError as exc:
             raise missing_scope(stream, exc) from None
         if page.has_more and page.continue_from == from_:
@@ -282,11 +356,54 @@ def _modified(rec: Record) -> datetime | None:
     return parse_timestamp(rec.get("modifiedOn"))
 
 
+def _field(name: str) -> Callable[[Record], str | None]:
+    def key(rec: Record) -> str | None:
+        return _ref(rec.get(name))
+
+    return key
+
+
+def _invoice_job(rec: Record) -> str | None:
+    """An invoice names its job as ``job: {id, number, type}`` (Accounting.V2.JobResponse)."""
+    job = rec.get("job")
+    return _ref(job.get("id")) if isinstance(job, dict) else None
+
+
+def _invoice_customer(rec: Record) -> str | None:
+    customer = rec.get("customer")
+    return _ref(customer.get("id")) if isinstance(customer, dict) else None
+
+
+def _created(rec: Record) -> datetime | None:
+    return parse_timestamp(rec.get("createdOn"))
+
+
+def _reference(name: str) -> compose.Resource:
+    return compose.Resource(name, _id, _modified)
+
+
 RESOURCES: dict[str, compose.Resource] = {
     "customers": compose.Resource("customers", _id, _modified, customer=_id),
     "customer_contacts": compose.Resource("customer_contacts", _id, _modified, _customer),
+    "locations": compose.Resource("locations", _id, _modified, _customer),
     "appointments": compose.Resource("appointments", _id, _modified, _customer, _job),
     "estimates": compose.Resource("estimates", _id, _modified, _customer, _job),
+    "appointment_assignments": compose.Resource(
+        "appointment_assignments", _id, _modified, parent=_field("appointmentId")
+    ),
+    # Canceled logs are written once and carry no modifiedOn (Jpm.V2.ExportJobCanceledLogResponse).
+    "job_canceled_logs": compose.Resource(
+        "job_canceled_logs", _id, _created, parent=_job, modified_field="createdOn"
+    ),
+    "invoices": compose.Resource("invoices", _id, _modified, _invoice_customer, _invoice_job),
+    "invoice_items": compose.Resource("invoice_items", _id, _modified, parent=_field("invoiceId")),
+    "recurring_services": compose.Resource(
+        "recurring_services", _id, _modified, parent=_field("membershipId")
+    ),
+    "recurring_service_events": compose.Resource(
+        "recurring_service_events", _id, _modified, parent=_field("membershipId")
+    ),
+    **{name: _reference(name) for name in REFERENCE_STREAMS},
     "jobs": compose.Resource("jobs", _id, _modified, _customer),
     "memberships": compose.Resource("memberships", _id, _modified, _customer),
 }
@@ -294,13 +411,100 @@ _CUSTOMER = compose.Link("customer", "customers", key="id", on="customer", many=
 _CONTACTS = compose.Link("contacts", "customer_contacts", key="customer", on="customer")
 
 
+def _one_ref(name: str, resource: str, ref: str) -> compose.Link:
+    return compose.Link(name, resource, key="id", many=False, ref=ref)
+
+
+_SOLD_BY = (
+    _one_ref("sold_by_employee", "employees", "soldById"),
+    _one_ref("sold_by_technician", "technicians", "soldById"),
+)
+_ZONE = (
+    compose.Link("locations", "locations", key="customer", on="customer"),
+    compose.Link("zone", "zones", key="id", via="locations", ref="zoneId"),
+)
+_CUSTOMER_TAGS = (
+    compose.Link("customer_tag_types", "tag_types", key="id", via="customer", ref="tagTypeIds"),
+)
+_BUSINESS_UNIT = (_one_ref("business_unit", "business_units", "businessUnitId"),)
+
+JOB_LINKS: dict[str, tuple[compose.Link, ...]] = {
+    "appointments": (compose.Link("appointments", "appointments", key="parent"),),
+    "appointment_assignments": (
+        compose.Link("assignments", "appointment_assignments", key="parent", via="appointments"),
+    ),
+    "estimates": (compose.Link("estimates", "estimates", key="parent"),),
+    "cancel_reasons": (
+        compose.Link("cancel_logs", "job_canceled_logs", key="parent"),
+        compose.Link(
+            "cancel_reasons", "cancel_reasons", key="id", via="cancel_logs", ref="reasonId"
+        ),
+    ),
+    "tag_types": (
+        compose.Link("tag_types", "tag_types", key="id", ref="tagTypeIds"),
+        *_CUSTOMER_TAGS,
+    ),
+    "campaigns": (_one_ref("campaign", "campaigns", "campaignId"),),
+    "zones": _ZONE,
+    "employees": (
+        _SOLD_BY[0],
+        compose.Link(
+            "estimate_sold_by_employee", "employees", key="id", via="estimates", ref="soldBy"
+        ),
+    ),
+    "technicians": (
+        _SOLD_BY[1],
+        compose.Link(
+            "estimate_sold_by_technician", "technicians", key="id", via="estimates", ref="soldBy"
+        ),
+    ),
+    "invoices": (
+        compose.Link("invoices", "invoices", key="parent"),
+        compose.Link("invoice_items", "invoice_items", key="parent", via="invoices"),
+    ),
+    "business_units": _BUSINESS_UNIT,
+    "job_types": (_one_ref("job_type", "job_types", "jobTypeId"),),
+}
+"""Seed 002's optional Job resources as record-graph links (link names = ``Extras`` fields)."""
+
+MEMBERSHIP_LINKS: dict[str, tuple[compose.Link, ...]] = {
+    "membership_types": (_one_ref("membership_type", "membership_types", "membershipTypeId"),),
+    "recurring_services": (compose.Link("recurring_services", "recurring_services", key="parent"),),
+    "recurring_service_events": (
+        compose.Link("recurring_service_events", "recurring_service_events", key="parent"),
+    ),
+    "employees": (_SOLD_BY[0],),
+    "technicians": (_SOLD_BY[1],),
+    "zones": _ZONE,
+    "tag_types": _CUSTOMER_TAGS,
+    "business_units": _BUSINESS_UNIT,
+}
+"""Seed 002's optional Membership resources as record-graph links."""
+
+_EXTRAS_FIELDS = frozenset(Extras.__dataclass_fields__)
+
+
+def _links(selected: list[str], table: dict[str, tuple[compose.Link, ...]]) -> list[compose.Link]:
+    """Links of the selected resources, a via link after the link it hangs under (estimates
+    before their sellers, whichever was listed first)."""
+    links = [link for name in selected for link in table[name]]
+    direct = [link for link in links if link.via is None]
+    names = {link.name for link in direct} | {_CUSTOMER.name}
+    nested = [link for link in links if link.via is not None and link.via in names]
+    return [*direct, *nested]
+
+
+def _extras(rel: compose.Related) -> Extras:
+    return Extras(**{name: value for name, value in rel.items() if name in _EXTRAS_FIELDS})
+
+
 def record_graph(settings: ServiceTitanSettings) -> compose.RecordGraph:
     """A Job opportunity: the job, its customer and the customer's contacts, plus the optional
-    Job resources selected; a Membership opportunity: the membership, customer and contacts.
-    Deleted records (exports carry them with ``active: false``) reach the mapping, which leaves
-    them out of the details but remembers their change stamps (see crmsync.merge)."""
+    Job resources selected; a Membership opportunity: the membership, customer and contacts,
+    plus the optional Membership resources selected. Deleted records (exports carry them with
+    ``active: false``) reach the mapping, which leaves them out of the details but remembers
+    their change stamps (see crmsync.merge)."""
     placeholders = frozenset(settings.placeholder_emails)
-    children = tuple(compose.Link(r, r, key="parent", on="id") for r in settings.job_resources)
 
     def job(rec: Record, rel: compose.Related) -> MappedOpportunity:
         return map_job(
@@ -310,16 +514,23 @@ def record_graph(settings: ServiceTitanSettings) -> compose.RecordGraph:
             rel.get("appointments", []),
             rel.get("estimates", []),
             placeholder_emails=placeholders,
+            extras=_extras(rel),
         )
 
     def membership(rec: Record, rel: compose.Related) -> MappedOpportunity:
         return map_membership(
-            rec, rel["customer"], rel["contacts"], placeholder_emails=placeholders
+            rec,
+            rel["customer"],
+            rel["contacts"],
+            placeholder_emails=placeholders,
+            extras=_extras(rel),
         )
 
     roots: list[compose.Root] = []
     if "job" in settings.opportunity_models:
-        roots.append(compose.Root("jobs", (_CUSTOMER, _CONTACTS, *children), job))
+        job_links = _links(list(settings.job_resources), JOB_LINKS)
+        roots.append(compose.Root("jobs", (_CUSTOMER, _CONTACTS, *job_links), job))
     if "membership" in settings.opportunity_models:
-        roots.append(compose.Root("memberships", (_CUSTOMER, _CONTACTS), membership))
+        mem_links = _links(list(settings.membership_resources), MEMBERSHIP_LINKS)
+        roots.append(compose.Root("memberships", (_CUSTOMER, _CONTACTS, *mem_links), membership))
     return compose.RecordGraph(RESOURCES, tuple(roots))

@@ -9,13 +9,25 @@ ServiceTitan v2 API returns them (``Jpm.V2.JobResponse``, ``Crm.V2.Customers.Cus
 ``Estimates.V2.EstimateResponse``, ``Memberships.V2.CustomerMembershipResponse``; see
 https://developer.servicetitan.io/apis/ and reference/crm-apis.md §1.7).
 
+The optional resources of seed 002's object selector arrive as :class:`Extras` and add, each
+under its own prefix (the README's ServiceTitan table lists them with their scopes):
+``appointments:#:assignments:#:…``, ``cancelReasons:#:…``, ``tagTypes:#:…``,
+``customer:tagTypes:#:…``, ``campaign:…``, ``location:…``, ``zone:…``, ``businessUnit:…``,
+``jobType:…``, ``membershipType:…``, ``soldByEmployee:…``/``soldByTechnician:…`` (and the same
+under ``estimates:#:``), ``invoices:#:…`` with ``invoices:#:items:#:…``, ``recurringServices:#:…``
+and ``recurringServiceEvents:#:…``. Shapes are the vendor's (tenant-dispatch-v2,
+tenant-settings-v2, tenant-accounting-v2, tenant-marketing-v2, tenant-jpm-v2,
+tenant-memberships-v2 at https://developer.servicetitan.io/apis/). None of them changes External
+Updated At; every record used is named in ``source_stamps``.
+
 Pure functions, no I/O: the sync fetches the related records and calls these per record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from models.normalize import (
@@ -30,7 +42,7 @@ from models.normalize import (
 )
 from models.standard import MappedOpportunity, MappingError
 
-__all__ = ["PLACEHOLDER_EMAIL_DETAIL", "map_job", "map_membership"]
+__all__ = ["PLACEHOLDER_EMAIL_DETAIL", "Extras", "map_job", "map_membership"]
 
 #: Details key set to True when the opportunity's email is caught by the tenant's placeholder
 #: emails (seed 002, "Configure a filter for placeholder emails"). The email itself is kept; the
@@ -45,6 +57,49 @@ _MOBILE = "mobilephone"
 _LANDLINE = frozenset({"phone", "landlinephone"})
 
 Record = Mapping[str, Any]
+ById = Mapping[str, Sequence[Record]]
+"""Records hanging under another record, by that record's id (an appointment's assignments)."""
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+_NOT_FLATTENED = frozenset({"permissions"})
+"""Employee/technician permission lists: dozens of flags per person, useless to a campaign."""
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """The optional resources composed for one opportunity (empty when not selected).
+
+    Field names are the record graph's link names (``crmsync.providers.servicetitan``); the
+    ``ById`` ones are keyed by the id of the record they hang under or are looked up from.
+    """
+
+    assignments: ById = field(default_factory=dict)
+    """Appointment assignments by appointment id (Dispatch, ``appointmentId``)."""
+    cancel_logs: Sequence[Record] = ()
+    """Job canceled logs (JPM ``export/job-canceled-logs``: ``jobId``, ``reasonId``, ``memo``)."""
+    cancel_reasons: ById = field(default_factory=dict)
+    """The cancel reason of each canceled log, by log id (JPM ``job-cancel-reasons``)."""
+    tag_types: Sequence[Record] = ()
+    customer_tag_types: ById = field(default_factory=dict)
+    campaign: Record | None = None
+    locations: Sequence[Record] = ()
+    """The customer's locations; the opportunity's is picked by its ``locationId``."""
+    zone: ById = field(default_factory=dict)
+    """Zones by location id (a location's ``zoneId``)."""
+    business_unit: Record | None = None
+    job_type: Record | None = None
+    membership_type: Record | None = None
+    sold_by_employee: Record | None = None
+    sold_by_technician: Record | None = None
+    estimate_sold_by_employee: ById = field(default_factory=dict)
+    estimate_sold_by_technician: ById = field(default_factory=dict)
+    invoices: Sequence[Record] = ()
+    invoice_items: ById = field(default_factory=dict)
+    """Invoice items by invoice id (Accounting ``export/invoice-items``)."""
+    recurring_services: Sequence[Record] = ()
+    recurring_service_events: Sequence[Record] = ()
+
+
+_NO_EXTRAS = Extras()
 
 
 def map_job(
@@ -55,8 +110,10 @@ def map_job(
     estimates: Sequence[Record],
     *,
     placeholder_emails: frozenset[str] = frozenset(),
+    extras: Extras = _NO_EXTRAS,
 ) -> MappedOpportunity:
-    """Map a ServiceTitan job with its customer, contacts, appointments and estimates.
+    """Map a ServiceTitan job with its customer, contacts, appointments and estimates, and the
+    optional resources in ``extras`` (see :func:`_add_extras`).
 
     External Updated At is the most recent of the job's ``modifiedOn``,
     ``appointments:1:modifiedOn`` and ``estimates:1:modifiedOn`` (the newest-created appointment
@@ -78,12 +135,14 @@ def map_job(
     opportunity = _map("job", "jobStatus", job, customer, contacts, placeholder_emails)
     details = opportunity.details
     updated = opportunity.external_updated_at
+    ordered: dict[str, list[Record]] = {}
     for key, records in (("appointments", appointments), ("estimates", estimates)):
         _add_stamps(opportunity.source_stamps, key, records)
         records = [record for record in records if record.get("active") is not False]
         if not records:
             continue
         records = sort_newest_first(records)
+        ordered[key] = records
         newest = _timestamp(
             "job", opportunity.external_id, f"{key}:1:modifiedOn", records[0].get("modifiedOn")
         )
@@ -91,6 +150,8 @@ def map_job(
             updated = newest
         flatten_records(key, records, details)
     opportunity.external_updated_at = updated
+    if extras is not _NO_EXTRAS:
+        _add_extras(job, customer, extras, ordered, details, opportunity.source_stamps)
     return opportunity
 
 
@@ -100,8 +161,10 @@ def map_membership(
     contacts: Sequence[Record],
     *,
     placeholder_emails: frozenset[str] = frozenset(),
+    extras: Extras = _NO_EXTRAS,
 ) -> MappedOpportunity:
-    """Map a ServiceTitan customer membership with its customer and contacts.
+    """Map a ServiceTitan customer membership with its customer and contacts, and the optional
+    resources in ``extras`` (membership type, recurring services and events, sold-by, …).
 
     External Updated At is the membership's ``modifiedOn`` alone (seed 002, Membership
     Opportunity). See :func:`_map` for the shared rules.
@@ -109,7 +172,143 @@ def map_membership(
     Raises MappingError naming the field when the membership has no ``id`` or an unparseable
     ``createdOn``/``modifiedOn``.
     """
-    return _map("membership", "status", membership, customer, contacts, placeholder_emails)
+    opportunity = _map("membership", "status", membership, customer, contacts, placeholder_emails)
+    if extras is not _NO_EXTRAS:
+        _add_extras(
+            membership, customer, extras, {}, opportunity.details, opportunity.source_stamps
+        )
+    return opportunity
+
+
+def _add_extras(
+    record: Record,
+    customer: Record | None,
+    extras: Extras,
+    ordered: Mapping[str, Sequence[Record]],
+    details: dict[str, Any],
+    stamps: dict[str, datetime | None],
+) -> None:
+    """Seed 002's optional resources into the details, each under its prefix.
+
+    Lists (``cancelReasons``, ``tagTypes``, ``invoices``, ``invoices:#:items``,
+    ``appointments:#:assignments``, ``recurringServices``, ``recurringServiceEvents``) are sorted
+    by created date, newest first (assignments by ``assignedOn``, which is their creation; they
+    have no ``createdOn``), and leave out records marked ``active: false`` as appointments and
+    estimates do. Looked-up reference records (tag types, campaign, zone, business unit, job
+    type, membership type, employees, technicians) are shown whatever their ``active`` flag: a
+    retired tag is still the tag the job carries. Every record used, inactive or not, is in
+    ``stamps`` under its stream's name (canceled logs, which have no ``modifiedOn``, with their
+    ``createdOn``): the stale-write guard of ``crmsync.merge`` compares them.
+    """
+    for index, appointment in enumerate(ordered.get("appointments", ()), 1):
+        assigned = extras.assignments.get(_key(appointment), ())
+        _add_stamps(stamps, "appointment_assignments", assigned)
+        _flatten_list(f"appointments:{index}:assignments", assigned, details, "assignedOn")
+    for index, estimate in enumerate(ordered.get("estimates", ()), 1):
+        ident = _key(estimate)
+        for prefix, sellers, resource in (
+            ("soldByEmployee", extras.estimate_sold_by_employee, "employees"),
+            ("soldByTechnician", extras.estimate_sold_by_technician, "technicians"),
+        ):
+            seller = next(iter(sellers.get(ident, ())), None)
+            _one(f"estimates:{index}:{prefix}", seller, resource, details, stamps)
+
+    _add_stamps(stamps, "job_canceled_logs", extras.cancel_logs, "createdOn")
+    logs = _live_newest_first(extras.cancel_logs, "createdOn")
+    for index, log in enumerate(logs, 1):
+        flatten_details(f"cancelReasons:{index}", log, details)
+        reason = next(iter(extras.cancel_reasons.get(_key(log), ())), None)
+        if reason is not None:
+            _add_stamps(stamps, "cancel_reasons", (reason,))
+            details[f"cancelReasons:{index}:name"] = reason.get("name")
+
+    _refs("tagTypes", extras.tag_types, "tag_types", details, stamps)
+    if customer is not None:
+        tags = extras.customer_tag_types.get(_key(customer), ())
+        _refs("customer:tagTypes", tags, "tag_types", details, stamps)
+    _one("campaign", extras.campaign, "campaigns", details, stamps)
+    location_id = record.get("locationId")
+    location = next((loc for loc in extras.locations if loc.get("id") == location_id), None)
+    _one("location", location, "locations", details, stamps)
+    if location is not None:
+        zone = next(iter(extras.zone.get(_key(location), ())), None)
+        _one("zone", zone, "zones", details, stamps)
+    _one("businessUnit", extras.business_unit, "business_units", details, stamps)
+    _one("jobType", extras.job_type, "job_types", details, stamps)
+    _one("membershipType", extras.membership_type, "membership_types", details, stamps)
+    _one("soldByEmployee", extras.sold_by_employee, "employees", details, stamps)
+    _one("soldByTechnician", extras.sold_by_technician, "technicians", details, stamps)
+
+    _add_stamps(stamps, "invoices", extras.invoices)
+    for index, invoice in enumerate(_live_newest_first(extras.invoices, "createdOn"), 1):
+        head = {name: value for name, value in invoice.items() if name != "items"}
+        flatten_details(f"invoices:{index}", head, details)
+        items = extras.invoice_items.get(_key(invoice), ())
+        _add_stamps(stamps, "invoice_items", items)
+        _flatten_list(f"invoices:{index}:items", items, details, "createdOn")
+
+    for prefix, records, resource in (
+        ("recurringServices", extras.recurring_services, "recurring_services"),
+        ("recurringServiceEvents", extras.recurring_service_events, "recurring_service_events"),
+    ):
+        _add_stamps(stamps, resource, records)
+        _flatten_list(prefix, records, details, "createdOn")
+
+
+def _key(record: Record) -> str:
+    ident = record.get("id")
+    return "" if ident is None else str(ident)
+
+
+def _instant(value: object) -> datetime:
+    try:
+        return parse_timestamp(value) or _OLDEST
+    except ValueError:
+        return _OLDEST
+
+
+def _live_newest_first(records: Sequence[Record], created: str) -> list[Record]:
+    """Live records by ``created`` descending, ties by id descending (the seed's list order)."""
+    live = [record for record in records if record.get("active") is not False]
+    if created == "createdOn":
+        return sort_newest_first(live)
+    return sorted(live, key=lambda r: (_instant(r.get(created)), _key(r)), reverse=True)
+
+
+def _flatten_list(
+    prefix: str, records: Sequence[Record], details: dict[str, Any], created: str
+) -> None:
+    flatten_records(prefix, _live_newest_first(records, created), details)
+
+
+def _reference(record: Record) -> Record:
+    if _NOT_FLATTENED.isdisjoint(record):
+        return record
+    return {name: value for name, value in record.items() if name not in _NOT_FLATTENED}
+
+
+def _one(
+    prefix: str,
+    record: Record | None,
+    resource: str,
+    details: dict[str, Any],
+    stamps: dict[str, datetime | None],
+) -> None:
+    if record is None:
+        return
+    _add_stamps(stamps, resource, (record,))
+    flatten_details(prefix, _reference(record), details)
+
+
+def _refs(
+    prefix: str,
+    records: Sequence[Record],
+    resource: str,
+    details: dict[str, Any],
+    stamps: dict[str, datetime | None],
+) -> None:
+    _add_stamps(stamps, resource, records)
+    flatten_records(prefix, [_reference(r) for r in sort_newest_first(records)], details)
 
 
 def _map(
@@ -198,16 +397,19 @@ def _timestamp(model: str, external_id: str, field: str, value: object) -> datet
 
 
 def _add_stamps(
-    stamps: dict[str, datetime | None], resource: str, records: Iterable[Record]
+    stamps: dict[str, datetime | None],
+    resource: str,
+    records: Iterable[Record],
+    stamp_field: str = "modifiedOn",
 ) -> None:
-    """Each record's ``modifiedOn`` as ``<resource>:<id>``; an unparseable one is None (the
-    oldest), since only the guard reads it."""
+    """Each record's ``modifiedOn`` (or ``stamp_field``) as ``<resource>:<id>``; an unparseable
+    one is None (the oldest), since only the guard reads it."""
     for record in records:
         ident = record.get("id")
         if ident is None:
             continue
         try:
-            stamps[f"{resource}:{ident}"] = parse_timestamp(record.get("modifiedOn"))
+            stamps[f"{resource}:{ident}"] = parse_timestamp(record.get(stamp_field))
         except ValueError:
             stamps[f"{resource}:{ident}"] = None
 

@@ -167,7 +167,7 @@ def test_tenants_apply_check_checks_every_integration_of_the_file_and_stores_not
     code, out, err, _ = crmsync("tenants", "apply", str(good), "--check")
     assert code == 0, out + err
     assert "file-one/st-main (servicetitan): signed in; 3 of 3 stream(s) OK" in out
-    assert "file-two/st-members (servicetitan): signed in; 3 of 3 stream(s) OK" in out
+    assert "file-two/st-members (servicetitan): signed in; 4 of 4 stream(s) OK" in out
     assert "2 integration(s) checked: 2 OK, 0 with errors; nothing stored" in out
 
     bad = _tenants_file(tmp_path / "bad.yaml", emulator, "cs1.wrong-secret")

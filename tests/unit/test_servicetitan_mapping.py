@@ -10,7 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from models.mappings.servicetitan import PLACEHOLDER_EMAIL_DETAIL, map_job, map_membership
+from models.mappings.servicetitan import (
+    PLACEHOLDER_EMAIL_DETAIL,
+    Extras,
+    map_job,
+    map_membership,
+)
 from models.standard import MappedOpportunity, MappingError
 
 Record = dict[str, Any]
@@ -713,3 +718,187 @@ def test_placeholder_email_patterns_flag_the_email_in_details() -> None:
     real = [_contact(1, "Email", "jane@example.com", "2023-01-01T00:00:00Z")]
     for opportunity in _both_models(_customer(), real, frozenset({"noemail@*"})):
         assert PLACEHOLDER_EMAIL_DETAIL not in opportunity.details
+
+
+# -- seed 002 "Selecting Object Resources": one test per optional resource (issue 14) ------------
+
+
+def _stamp(day: int) -> str:
+    return f"2024-03-{day:02d}T09:00:00Z"
+
+
+def _extras_job(extras: Extras, **job: Any) -> MappedOpportunity:
+    appointments = [
+        {"id": 31, "jobId": 17, "createdOn": _stamp(2), "modifiedOn": _stamp(2)},
+        {"id": 32, "jobId": 17, "createdOn": _stamp(3), "modifiedOn": _stamp(3)},
+    ]
+    estimates = [
+        {"id": 41, "jobId": 17, "soldBy": 901, "createdOn": _stamp(2), "modifiedOn": _stamp(2)},
+        {"id": 42, "jobId": 17, "soldBy": 902, "createdOn": _stamp(4), "modifiedOn": _stamp(4)},
+    ]
+    return map_job(_job(**job), _customer(), [], appointments, estimates, extras=extras)
+
+
+def test_appointment_assignments_hang_under_their_appointment_newest_assigned_first() -> None:
+    assigned = [
+        {"id": 1, "appointmentId": 32, "technicianName": "Ana", "assignedOn": _stamp(3),
+         "modifiedOn": _stamp(3), "active": True},
+        {"id": 2, "appointmentId": 32, "technicianName": "Ben", "assignedOn": _stamp(4),
+         "modifiedOn": _stamp(4), "active": True},
+        {"id": 3, "appointmentId": 32, "technicianName": "Gone", "assignedOn": _stamp(5),
+         "modifiedOn": _stamp(5), "active": False},
+    ]  # fmt: skip
+    opp = _extras_job(Extras(assignments={"32": assigned}))
+    assert opp.details["appointments:1:id"] == 32
+    assert opp.details["appointments:1:assignments:1:technicianName"] == "Ben"
+    assert opp.details["appointments:1:assignments:2:technicianName"] == "Ana"
+    assert "appointments:1:assignments:3:technicianName" not in opp.details
+    assert "appointments:2:assignments:1:id" not in opp.details
+    assert opp.source_stamps["appointment_assignments:3"] is not None, "deleted one still stamped"
+
+
+def test_cancel_reasons_list_the_jobs_canceled_logs_newest_first_with_the_reason_name() -> None:
+    logs = [
+        {"id": 71, "jobId": 17, "reasonId": 9101, "memo": "first", "createdOn": _stamp(3),
+         "active": True},
+        {"id": 72, "jobId": 17, "reasonId": 9102, "memo": "again", "createdOn": _stamp(6),
+         "active": True},
+    ]  # fmt: skip
+    reasons = {
+        "71": [{"id": 9101, "name": "Customer rescheduled", "modifiedOn": _stamp(1)}],
+        "72": [{"id": 9102, "name": "Price too high", "modifiedOn": _stamp(1)}],
+    }
+    opp = _extras_job(Extras(cancel_logs=logs, cancel_reasons=reasons))
+    assert opp.details["cancelReasons:1:name"] == "Price too high"
+    assert opp.details["cancelReasons:1:memo"] == "again"
+    assert opp.details["cancelReasons:2:name"] == "Customer rescheduled"
+    assert opp.source_stamps["job_canceled_logs:72"] == datetime(2024, 3, 6, 9, tzinfo=UTC)
+    assert "cancel_reasons:9102" in opp.source_stamps
+
+
+def test_tag_types_of_the_job_and_of_its_customer_show_their_names() -> None:
+    tags = [
+        {"id": 5501, "name": "Warranty", "createdOn": _stamp(1), "modifiedOn": _stamp(1)},
+        {"id": 5502, "name": "VIP", "createdOn": _stamp(2), "modifiedOn": _stamp(2)},
+    ]
+    opp = _extras_job(Extras(tag_types=tags, customer_tag_types={"500": [tags[0]]}))
+    assert opp.details["tagTypes:1:name"] == "VIP"
+    assert opp.details["tagTypes:2:name"] == "Warranty"
+    assert opp.details["customer:tagTypes:1:name"] == "Warranty"
+    assert {"tag_types:5501", "tag_types:5502"} <= set(opp.source_stamps)
+
+
+def test_campaign_of_the_job_is_a_single_record_under_campaign() -> None:
+    campaign = {"id": 3301, "name": "Google Ads", "active": True, "modifiedOn": _stamp(1),
+                "category": {"id": 3401, "name": "Paid Search", "active": True}}  # fmt: skip
+    opp = _extras_job(Extras(campaign=campaign), campaignId=3301)
+    assert opp.details["campaign:name"] == "Google Ads"
+    assert opp.details["campaign:category:name"] == "Paid Search"
+    assert "campaigns:3301" in opp.source_stamps
+
+
+def test_zone_is_the_zone_of_the_jobs_own_location() -> None:
+    locations = [
+        {"id": 600, "customerId": 500, "name": "Home", "zoneId": 6601, "modifiedOn": _stamp(1)},
+        {"id": 601, "customerId": 500, "name": "Cabin", "zoneId": 6602, "modifiedOn": _stamp(1)},
+    ]
+    zones = {
+        "600": [{"id": 6601, "name": "North", "modifiedOn": _stamp(1)}],
+        "601": [{"id": 6602, "name": "South", "modifiedOn": _stamp(1)}],
+    }
+    opp = _extras_job(Extras(locations=locations, zone=zones), locationId=600)
+    assert opp.details["location:name"] == "Home"
+    assert opp.details["zone:name"] == "North"
+    assert "zones:6602" not in opp.source_stamps
+
+
+def test_sold_by_resolves_estimates_and_job_to_employees_or_technicians() -> None:
+    employee = {"id": 901, "name": "Olivia Grant", "role": "CSR", "modifiedOn": _stamp(1),
+                "permissions": [{"id": 1, "value": "true"}]}  # fmt: skip
+    technician = {"id": 902, "name": "Ben Carter", "modifiedOn": _stamp(1)}
+    opp = _extras_job(
+        Extras(
+            sold_by_employee=employee,
+            estimate_sold_by_employee={"41": [employee]},
+            estimate_sold_by_technician={"42": [technician]},
+        ),
+        soldById=901,
+    )
+    assert opp.details["estimates:1:id"] == 42
+    assert opp.details["estimates:1:soldByTechnician:name"] == "Ben Carter"
+    assert opp.details["estimates:2:soldByEmployee:name"] == "Olivia Grant"
+    assert opp.details["soldByEmployee:role"] == "CSR"
+    assert not any("permissions" in key for key in opp.details)
+    assert {"employees:901", "technicians:902"} <= set(opp.source_stamps)
+
+
+def test_invoices_list_newest_first_with_their_items_from_the_item_feed() -> None:
+    invoices = [
+        {"id": 81, "total": "100.00", "balance": "100.00", "createdOn": _stamp(2),
+         "modifiedOn": _stamp(2), "active": True, "items": [{"id": 999}], "job": {"id": 17}},
+        {"id": 82, "total": "50.00", "balance": "0.00", "createdOn": _stamp(5),
+         "modifiedOn": _stamp(5), "active": True, "items": None, "job": {"id": 17}},
+    ]  # fmt: skip
+    items = {
+        "81": [
+            {"id": 811, "skuName": "Fee", "createdOn": _stamp(2), "modifiedOn": _stamp(2)},
+            {"id": 812, "skuName": "Part", "createdOn": _stamp(3), "modifiedOn": _stamp(3)},
+        ]
+    }
+    opp = _extras_job(Extras(invoices=invoices, invoice_items=items))
+    assert opp.details["invoices:1:id"] == 82 and opp.details["invoices:1:balance"] == "0.00"
+    assert opp.details["invoices:2:items:1:skuName"] == "Part"
+    assert opp.details["invoices:2:items:2:skuName"] == "Fee"
+    assert not any(key.startswith("invoices:2:items:") and "999" in str(v)
+                   for key, v in opp.details.items()), "inline items are replaced by the feed"  # fmt: skip
+    assert {"invoices:81", "invoice_items:812"} <= set(opp.source_stamps)
+
+
+def test_business_unit_and_job_type_are_single_records() -> None:
+    opp = _extras_job(
+        Extras(
+            business_unit={"id": 1101, "name": "HVAC - Service", "modifiedOn": _stamp(1)},
+            job_type={"id": 2201, "name": "No Cool", "modifiedOn": _stamp(1)},
+        )
+    )
+    assert opp.details["businessUnit:name"] == "HVAC - Service"
+    assert opp.details["jobType:name"] == "No Cool"
+
+
+def test_membership_type_and_recurring_services_and_events_on_membership_details() -> None:
+    extras = Extras(
+        membership_type={"id": 4401, "name": "Comfort Club", "modifiedOn": _stamp(1)},
+        recurring_services=[
+            {"id": 73, "name": "Spring visit", "createdOn": _stamp(1), "modifiedOn": _stamp(1)}
+        ],
+        recurring_service_events=[
+            {"id": 741, "status": "Contacted", "createdOn": _stamp(2), "modifiedOn": _stamp(2)},
+            {
+                "id": 742,
+                "status": "NotAttempted",
+                "createdOn": _stamp(3),
+                "modifiedOn": _stamp(3),
+                "active": True,
+            },
+        ],
+        sold_by_technician={"id": 902, "name": "Ben Carter", "modifiedOn": _stamp(1)},
+    )
+    opp = map_membership(_membership(soldById=902), _customer(), [], extras=extras)
+    assert opp.details["membershipType:name"] == "Comfort Club"
+    assert opp.details["recurringServices:1:name"] == "Spring visit"
+    assert opp.details["recurringServiceEvents:1:status"] == "NotAttempted"
+    assert opp.details["soldByTechnician:name"] == "Ben Carter"
+    assert {"membership_types:4401", "recurring_service_events:742"} <= set(opp.source_stamps)
+
+
+def test_selector_resources_never_change_external_updated_at() -> None:
+    plain = _extras_job(Extras())
+    later = "2030-01-01T00:00:00Z"
+    full = _extras_job(
+        Extras(
+            campaign={"id": 1, "name": "x", "modifiedOn": later},
+            invoices=[{"id": 81, "createdOn": later, "modifiedOn": later, "active": True}],
+        )
+    )
+    assert full.external_updated_at == plain.external_updated_at
+    assert full.source_stamps["invoices:81"] == datetime(2030, 1, 1, tzinfo=UTC)
