@@ -5,6 +5,15 @@ comes with its leads, jobs, appointments, notes and calls nested, so a page maps
 mirror, no look-ups; :mod:`models.mappings.leadperfection` decides which Lead + Prospect or
 Prospect combinations the page triggers) and pages are independent.
 
+**Activities** (issue 15, seed 004). With ``inbound_activities.enabled`` the same pages also
+give the prospects' notes and call history and their leads' and jobs' notes
+(:func:`models.mappings.leadperfection.map_activities`): LP has no list-notes endpoint, GetLead
+embeds them, so they cost no request and there is no activity stream of its own. Each list LP
+sent is whole (``activity_sets``), so a note gone from it is marked deleted; the 20-minute
+window re-reads unchanged notes, which the engine stores no second time. A call log crmsync
+pushed is known by the id :func:`_find_call` recorded in the push ledger, the one the inbound
+mapping gives it (``call_log_ids``).
+
 **Host.** ``https://{serverid}.leadperfection.com`` unless the integration sets ``base_url``;
 the token comes from ``{host}/token`` unless it sets ``auth_url``. Clients (and their tokens) are
 cached per process and integration, as for ServiceTitan.
@@ -76,8 +85,14 @@ from models.integrations.leadperfection import (
     LeadPerfectionCredentialsModel,
     LeadPerfectionSettings,
 )
-from models.mappings.leadperfection import map_prospects
-from models.standard import RejectedRecord
+from models.mappings.leadperfection import (
+    ACTIVITY_KINDS,
+    call_log_ids,
+    call_when,
+    map_activities,
+    map_prospects,
+)
+from models.standard import InboundActivity, RejectedRecord
 
 __all__ = [
     "CALL_LOG",
@@ -216,6 +231,14 @@ class LeadPerfectionProvider:
         for raw, reason in page.invalid:
             payload = raw if isinstance(raw, dict) else {"value": raw}
             rejects.append(RejectedRecord(page.stream, None, reason, payload))
+        kinds = [kind for kind in ACTIVITY_KINDS if settings.inbound_activities.wants(kind)]
+        activities: list[InboundActivity] = []
+        activity_sets: list[tuple[str, str]] = []
+        if kinds:
+            activities, activity_sets, bad = map_activities(
+                page.records, tz=ZoneInfo(settings.timezone), kinds=kinds, stream=page.stream
+            )
+            rejects.extend(bad)
         return MergeBatch(
             tenant_id=ctx.tenant_id,
             integration_id=ctx.id,
@@ -228,6 +251,8 @@ class LeadPerfectionProvider:
             set_cursor=True,
             window_start=page.window_start,
             fetched=len(page.records) + len(page.invalid),
+            activities=activities,
+            activity_sets=activity_sets,
         )
 
     # -- push (crmsync.push; seed 001 "User options" and FAQ, issue 4) -------------------------
@@ -468,18 +493,18 @@ class CallLogRef:
 
 
 def _find_call(client: LeadPerfectionClient, ref: CallLogRef) -> str | None:
-    """The id (or a stand-in: LP calls carry none) of the prospect's entry matching ``ref``."""
+    """The id of the prospect's entry matching ``ref``: LP's, or the stand-in
+    :func:`models.mappings.leadperfection.call_log_ids` gives it (``call_log:<cst_id>:<CallDate>``
+    for the first entry of its second), which the inbound read gives it too (no echo)."""
     wanted = format_lp_datetime(ref.at, client.tz)
-    for call in client.read_calls(ref.cst_id):
-        when = str(call.get("calldatetime") or call.get("calldate") or "").replace(" ", "T")
+    calls = client.read_calls(ref.cst_id)
+    for call, ident in zip(calls, call_log_ids(ref.cst_id, calls), strict=True):
         if (
-            when[:19] == wanted
+            call_when(call) == wanted
             and str(call.get("calltype") or "").upper() == ref.call_type.upper()
             and str(call.get("resultcode") or "").upper() == ref.result_code.upper()
         ):
-            if call.get("id") not in (None, ""):
-                return str(call["id"])
-            return f"{CALL_LOG}:{ref.cst_id}:{wanted}"
+            return ident
     return None
 
 

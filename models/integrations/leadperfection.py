@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.leadperfection import DEFAULT_TIMEZONE
-from models.integrations.common import PlaceholderEmails
+from models.integrations.common import InboundActivities, PlaceholderEmails
+from models.mappings.leadperfection import ACTIVITY_KINDS
 
 
 class LeadPerfectionCredentialsModel(BaseModel):
@@ -52,6 +53,11 @@ class LeadPerfectionSettings(BaseModel):
     push_to_production_notes: bool = False
     placeholder_emails: PlaceholderEmails = Field(default_factory=list)
     page_size: int = Field(default=500, ge=1, le=5000, description="GetLead PageSize")
+    inbound_activities: InboundActivities = Field(
+        default_factory=InboundActivities,
+        description="Prospect, lead and job notes and call history into the hub (issue 15); "
+        "LP has kinds note and call, read from the GetLead pages the sync reads anyway",
+    )
     # Seed 003 points 1-2: background delivery by default; real time on request.
     real_time: bool = Field(
         default=False,
@@ -64,6 +70,21 @@ class LeadPerfectionSettings(BaseModel):
         description="How long record_activity waits for a real-time push; a slower CRM call "
         "completes in the background, a failed one is retried from the outbox",
     )
+
+    @field_validator("inbound_activities")
+    @classmethod
+    def _lp_kinds(cls, v: InboundActivities) -> InboundActivities:
+        """LP holds notes and call history only (crm-apis.md §2.5): a tenants file that names
+        another kind is told so rather than left reading nothing (the default names every kind
+        so that a CRM's own kinds are all read)."""
+        if "kinds" in v.model_fields_set:
+            foreign = sorted(set(v.kinds) - set(ACTIVITY_KINDS))
+            if foreign:
+                raise ValueError(
+                    f"LeadPerfection has no {', '.join(foreign)} activities; kinds may be "
+                    f"{', '.join(ACTIVITY_KINDS)}"
+                )
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -60,31 +60,44 @@ for a placeholder email, the same ``hub:placeholder_email`` flag as ServiceTitan
 produced an opportunity is deliberately not recorded: the same unchanged record is a Lead +
 Prospect combination in one window and a lone Prospect in a later, narrower one, and a flag
 that flips would turn a re-read of unchanged data into an update.
+
+**Activities** (issue 15, seed 004): :func:`map_activities` turns the notes and call history
+nested in the same GetLead prospects into :class:`~models.standard.InboundActivity` rows; LP has
+no list-notes endpoint (``GetNotes`` is a 404, crm-apis.md §2.3), so they cost no request of
+their own. See that function for the parents, links and ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from models.mappings.servicetitan import PLACEHOLDER_EMAIL_DETAIL
 from models.normalize import is_placeholder, normalize_email, normalize_phone, parse_timestamp
-from models.standard import MappedOpportunity, MappingError, RejectedRecord
+from models.standard import InboundActivity, MappedOpportunity, MappingError, RejectedRecord
 
 __all__ = [
+    "ACTIVITY_KINDS",
+    "CALL_LOG_ID_PREFIX",
     "LEAD_AND_PROSPECT",
     "MODEL",
     "PROSPECT_ONLY",
     "Combination",
+    "call_log_ids",
+    "call_when",
     "combinations",
     "lead_updated_in",
     "lp_bool",
     "lp_details",
     "lp_timestamp",
+    "map_activities",
     "map_combination",
     "map_prospects",
+    "note_id",
 ]
 
 MODEL = "lead"
@@ -489,3 +502,211 @@ def map_prospects(
                 view = dict(combination.prospect)
                 rejects.append(RejectedRecord(stream, rejection_key(view), str(exc), view))
     return opportunities, rejects
+
+
+# --- activities (issue 15) ------------------------------------------------------------------------
+
+ACTIVITY_KINDS = ("note", "call")
+"""What LP holds of seed 004's "notes, tasks, calls and emails": notes and call history."""
+CALL_LOG_ID_PREFIX = "call_log"
+"""The stand-in id of a call log without an id: the name of the provider's ``call_log`` push
+target, as the push adapter has always recorded it in the push ledger."""
+
+
+def note_id(parent: str, note: object, occurrence: int = 1) -> str:
+    """A note's id: LP's own ``id`` when it sends one, else a stand-in made of what the note is.
+
+    LP's notes mostly carry no id and may be bare strings (crm-apis.md §2.5), and LP does not
+    version them, so the stand-in is a hash of the parent, the date, the author and the text:
+    the same note gets the same id on every read, wherever it sits in the list. An *edit* of an
+    id-less note's text, date or author therefore reads as what it is to an outside reader: the
+    old note gone (marked deleted, as the parent's list came whole) and a new note. Its category
+    is not hashed, so a re-categorised note is updated in place. ``occurrence`` tells apart
+    identical notes in one list (the second is ``…#2``).
+    """
+    if isinstance(note, dict) and not _blank(note.get("id")):
+        return str(note["id"])
+    if isinstance(note, dict):
+        parts = (_text(note.get("enteredon") or note.get("date")), _text(note.get("enteredby")))
+        text = _text(note.get("notes"))
+    else:
+        parts, text = ("", ""), _text(note)
+    digest = hashlib.sha256("\x1f".join((parent, *parts, text)).encode()).hexdigest()[:24]
+    return f"{parent}/{digest}" + (f"#{occurrence}" if occurrence > 1 else "")
+
+
+def call_when(call: Record) -> str:
+    """A call's ``calldatetime`` (or ``calldate``) as LP's naive text, to the second."""
+    return _text(call.get("calldatetime") or call.get("calldate")).replace(" ", "T")[:19]
+
+
+def call_log_ids(cst_id: object, calls: Sequence[object]) -> list[str | None]:
+    """Per item of a prospect's ``calls[]``: its id, None for an item that is not an object.
+
+    LP's call entries carry no id (crm-apis.md §2.5) and cannot carry the push key, so the push
+    adapter records ``call_log:<cst_id>:<CallDate>`` in the push ledger for a call log it wrote,
+    and the inbound read must give that entry the same id to recognise it (no echo). That text
+    names the second only; the first entry of a second keeps it, a later entry of the same second
+    gets ``…/<calltype>/<resultcode>`` and a repeat of that ``…#n``. LP appends call history, so
+    an entry keeps its id when others are added; the push adapter picks its entry's id from
+    this same function.
+    """
+    out: list[str | None] = []
+    per_second: Counter[str] = Counter()
+    per_entry: Counter[tuple[str, str, str]] = Counter()
+    for call in calls:
+        if not isinstance(call, dict):
+            out.append(None)
+            continue
+        if not _blank(call.get("id")):
+            out.append(str(call["id"]))
+            continue
+        when = call_when(call)
+        ctype = _text(call.get("calltype")).upper()
+        result = _text(call.get("resultcode")).upper()
+        per_second[when] += 1
+        per_entry[(when, ctype, result)] += 1
+        base = f"{CALL_LOG_ID_PREFIX}:{cst_id}:{when}"
+        repeat = per_entry[(when, ctype, result)]
+        if per_second[when] == 1:
+            out.append(base)
+        else:
+            out.append(f"{base}/{ctype}/{result}" + (f"#{repeat}" if repeat > 1 else ""))
+    return out
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _stamp(value: object, tz: tzinfo) -> datetime | None:
+    try:
+        return lp_timestamp(value, tz)
+    except ValueError:
+        return None
+
+
+class _Activities:
+    """What one page yields: activities, the complete lists they came in, malformed items."""
+
+    def __init__(self, tz: tzinfo, stream: str) -> None:
+        self.tz = tz
+        self.stream = stream
+        self.activities: list[InboundActivity] = []
+        self.sets: list[tuple[str, str]] = []
+        self.rejects: list[RejectedRecord] = []
+
+    def notes(
+        self,
+        items: object,
+        parent: str,
+        cst_id: str,
+        opportunity: tuple[str, str] | None,
+    ) -> None:
+        if not isinstance(items, list):
+            return  # not sent: nothing is known, nothing is marked deleted
+        self.sets.append((parent, "note"))
+        seen: Counter[str] = Counter()
+        for index, item in enumerate(items):
+            if not isinstance(item, dict | str):
+                self._reject(f"{parent}:notes[{index}]", "note is not an object or text", item)
+                continue
+            base = note_id(parent, item)
+            seen[base] += 1
+            ident = note_id(parent, item, seen[base])
+            note: Record = item if isinstance(item, dict) else {"notes": item}
+            created = _stamp(note.get("enteredon") or note.get("date"), self.tz)
+            self.activities.append(
+                InboundActivity(
+                    kind="note",
+                    external_id=ident,
+                    parent=parent,
+                    contact_ref=cst_id,
+                    opportunity_ref=opportunity,
+                    created_at=created,
+                    modified_at=created,
+                    author=_text(note.get("enteredby")).strip() or None,
+                    subject=_text(note.get("category")).strip() or None,
+                    body=_text(note.get("notes")),
+                    payload=dict(note),
+                )
+            )
+
+    def calls(self, items: object, cst_id: str) -> None:
+        if not isinstance(items, list):
+            return
+        parent = f"prospects:{cst_id}"
+        self.sets.append((parent, "call"))
+        for index, (item, ident) in enumerate(zip(items, call_log_ids(cst_id, items), strict=True)):
+            if not isinstance(item, dict) or ident is None:
+                self._reject(f"{parent}:calls[{index}]", "call is not an object", item)
+                continue
+            created = _stamp(item.get("calldatetime") or item.get("calldate"), self.tz)
+            direction = _text(item.get("calltypedescr") or item.get("calltype")).strip()
+            result = _text(item.get("resultdescr") or item.get("resultcode")).strip()
+            subject = f"{direction} call" if direction else "Call"
+            body = item.get("notes")
+            self.activities.append(
+                InboundActivity(
+                    kind="call",
+                    external_id=ident,
+                    parent=parent,
+                    contact_ref=cst_id,
+                    opportunity_ref=None,
+                    created_at=created,
+                    modified_at=created,
+                    author=_text(item.get("agentname") or item.get("agent")).strip() or None,
+                    subject=f"{subject}: {result}" if result else subject,
+                    body=body if isinstance(body, str) and body.strip() else None,
+                    payload=dict(item),
+                )
+            )
+
+    def _reject(self, key: str, reason: str, item: object) -> None:
+        self.rejects.append(RejectedRecord(self.stream, key, reason, {"value": item}))
+
+
+def map_activities(
+    prospects: Iterable[object],
+    *,
+    tz: tzinfo,
+    kinds: Collection[str] = ACTIVITY_KINDS,
+    stream: str = "prospects",
+) -> tuple[list[InboundActivity], list[tuple[str, str]], list[RejectedRecord]]:
+    """The notes and calls nested in a page of GetLead prospects (crm-apis.md §2.3, §2.5).
+
+    Returns the activities of the ``kinds`` asked for (``note``, ``call``), the ``(parent,
+    kind)`` lists that came whole (every list LP sent: GetLead embeds a record's notes and calls
+    entire, so an activity stored earlier and missing from one was deleted in LP), and the items
+    that are not notes or calls at all.
+
+    * Prospect notes and call history hang under ``prospects:<cst_id>`` and reach the hub contact
+      through the prospect (``contact_ref`` = ``Prospect.cst_id``, the External Contact ID);
+    * a Lead's notes hang under ``leads:<id>`` and its Jobs' (production) notes under
+      ``jobs:<id>``; both name the Lead's opportunity (``("lead", Prospect.leads[0].id)``), and
+      still reach the contact through the prospect while that opportunity is not in the hub;
+    * ids: :func:`note_id` and :func:`call_log_ids`; timestamps are the integration's wall clock
+      (``enteredon``/``date``, ``calldatetime``), LP's only stamp being both created and modified.
+
+    A call log adds no change stamp in LP (seed 001, "KNOWN LIMITATIONS"), so a new call comes in
+    with the next change of its prospect.
+    """
+    out = _Activities(tz, stream)
+    want_notes, want_calls = "note" in kinds, "call" in kinds
+    for prospect in prospects:
+        if not isinstance(prospect, dict) or _blank(prospect.get("cst_id")):
+            continue
+        cst_id = str(prospect["cst_id"])
+        if want_notes:
+            out.notes(prospect.get("notes"), f"prospects:{cst_id}", cst_id, None)
+            for lead in _dicts(prospect.get("leads")):
+                if _blank(lead.get("id")):
+                    continue
+                opportunity = (MODEL, str(lead["id"]))
+                out.notes(lead.get("notes"), f"leads:{lead['id']}", cst_id, opportunity)
+                for job in _dicts(lead.get("jobs")):
+                    if not _blank(job.get("id")):
+                        out.notes(job.get("notes"), f"jobs:{job['id']}", cst_id, opportunity)
+        if want_calls:
+            out.calls(prospect.get("calls"), cst_id)
+    return out.activities, out.sets, out.rejects

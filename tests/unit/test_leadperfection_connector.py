@@ -431,11 +431,19 @@ def test_integration_settings_have_the_seeds_names_and_defaults() -> None:
         "page_size": 500,
         "real_time": False,  # seed 003: background delivery by default
         "real_time_timeout_seconds": 5.0,
+        "inbound_activities": {"enabled": False, "kinds": ["note", "task", "call", "email"]},
     }
     assert LeadPerfectionSettings(placeholder_emails=[" None@None.com "]).placeholder_emails == [
         "none@none.com"
     ]
-    for bad in ({"timezone": "Mars/Olympus"}, {"push_to_everything": True}, {"page_size": 0}):
+    calls_only = {"inbound_activities": {"enabled": True, "kinds": ["call"]}}
+    assert LeadPerfectionSettings.model_validate(calls_only).inbound_activities.wants("call")
+    for bad in (
+        {"timezone": "Mars/Olympus"},
+        {"push_to_everything": True},
+        {"page_size": 0},
+        {"inbound_activities": {"enabled": True, "kinds": ["note", "task"]}},
+    ):
         with pytest.raises(ValidationError):
             LeadPerfectionSettings.model_validate(bad)
 
