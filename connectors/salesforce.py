@@ -556,6 +556,7 @@ def _strip_attributes(record: dict[str, Any]) -> dict[str, Any]:
 class _Describe:
     fields: list[dict[str, Any]]
     fetched_at: float
+    key_prefix: str | None = None
 
 
 class SalesforceClient:
@@ -780,9 +781,23 @@ class SalesforceClient:
             isinstance(f, dict) and isinstance(f.get("name"), str) for f in fields
         ):
             raise self._format_error(response, "describe response lacks fields")
+        prefix = body.get("keyPrefix")
         with self._describe_lock:
-            self._describes[name] = _Describe(fields, self._clock())
+            self._describes[name] = _Describe(
+                fields, self._clock(), prefix if isinstance(prefix, str) and prefix else None
+            )
         return fields
+
+    def key_prefix(self, sobject: str) -> str | None:
+        """The 3-character id prefix of ``sobject``'s records, from its describe (cached with
+        it): what tells an id in a polymorphic lookup (Note.ParentId, Task.WhatId) of one
+        object from another without a query
+        (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_describesobjects_describesobjectresult.htm,
+        ``keyPrefix``). None for an object without one."""
+        self.describe(sobject)
+        with self._describe_lock:
+            cached = self._describes.get(soql_identifier(sobject))
+        return cached.key_prefix if cached is not None else None
 
     def selectable_fields(self, sobject: str) -> list[str]:
         """Every field of ``sobject`` a multi-record query can return (compound and base64

@@ -33,6 +33,22 @@ is not merged (its cursor stays where it was) and the client refuses further req
 minutes, so every remaining stream of the integration's run fails at once with the same error
 and without spending a request; the next scheduled run resumes from the committed cursors.
 
+**Inbound activities** (issue 15; seed 004). With ``inbound_activities.enabled`` two more
+streams follow the records they hang under: ``notes`` (classic Note, kind ``note``) and
+``tasks`` (Task: ``task``, ``call``, ``email`` by ``TaskSubtype``), each read only when its kinds
+are chosen, the Task query narrowed to them in SOQL. They page like the record streams (keyset on
+``SystemModstamp``, Id; first sync ``first_sync_days`` back) through ``queryAll``, so an edit comes
+back as a newer version and a deletion as the row with ``IsDeleted = true`` that the recycle bin
+keeps (the deletion moves ``SystemModstamp``): one query per page serves edits and deletions.
+Each page resolves its parents once (:meth:`Improveit360Provider._activity_parents`): the key
+prefix of a ParentId/WhatId/WhoId (from the objects' describes) says whether it is a Sales
+Opportunity (``opportunity_ref``), a Contact (``contact_ref``, what ``external_contact_id``
+holds) or a related record; a Sales Appointment, Project or Project Activity is looked up in the
+mirror (``crm_record``, with the chunk's unmerged records over it) in one query for the page,
+giving its Sales Opportunity. A parent not in the hub yet leaves the activity waiting; the engine
+links it when the record arrives. crmsync's own Notes and Tasks carry their key in Title/Subject
+and Body/Description and their Id in the push ledger, so they never come back in (no echo).
+
 The i360 Lightning object and field API names are not public (crm-apis.md §3.1): they live in
 the integration's settings (:class:`Improveit360Objects`, :class:`Improveit360StandardFields`)
 with defaults matching the emulator's schema, so a real org is matched by configuration alone.
@@ -63,6 +79,7 @@ from connectors.salesforce import (
     SalesforceClient,
     encode_cursor,
     modstamp_where,
+    soql_quote,
 )
 from crmsync import compose
 from crmsync.compose import Record
@@ -82,9 +99,18 @@ from models.integrations.improveit360 import (
     Improveit360Settings,
     PushLocation,
 )
-from models.mappings.improveit360 import map_sales_opportunity
+from models.mappings.improveit360 import (
+    AUTHOR,
+    NOTE_FIELDS,
+    TASK_FIELDS,
+    UNKNOWN_PARENT,
+    ActivityParent,
+    map_note,
+    map_sales_opportunity,
+    map_task,
+)
 from models.normalize import parse_timestamp
-from models.standard import MappedOpportunity, RejectedRecord
+from models.standard import MappedOpportunity, MappingError, RejectedRecord
 
 PROVIDER = "improveit360"
 
@@ -92,7 +118,12 @@ PROVIDER = "improveit360"
 # -- streams -------------------------------------------------------------------------------------
 
 OPPORTUNITIES = "opportunities"
+NOTES = "notes"
+TASKS = "tasks"
+ACTIVITY_STREAMS = (NOTES, TASKS)
 _CHILDREN = ("appointments", "projects", "project_activities")
+_TASK_KINDS = ("task", "call", "email")
+_SUBTYPES = {"call": ("Call",), "email": ("Email", "ListEmail")}
 _SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 
 
@@ -127,6 +158,8 @@ def refused(stream: str, exc: ForbiddenError) -> ForbiddenError:
 def _object_of(settings: Improveit360Settings, stream: str) -> str:
     o = settings.objects
     return {
+        NOTES: "Note",
+        TASKS: "Task",
         "accounts": o.account,
         "contacts": o.contact,
         "appointments": o.sales_appointment,
@@ -213,6 +246,31 @@ def stream_fields(ctx: IntegrationContext, stream: str) -> list[str]:
     return fields
 
 
+def activity_fields(ctx: IntegrationContext, stream: str) -> list[str]:
+    """The Note or Task fields read (:data:`NOTE_FIELDS`, :data:`TASK_FIELDS`) that the object's
+    describe lists (an old API version has no ``TaskSubtype``; field-level security may hide
+    one), plus the author's name through the ``CreatedBy`` relationship."""
+    settings = ctx.settings
+    assert isinstance(settings, Improveit360Settings)
+    known = {f.lower() for f in _client(ctx).selectable_fields(_object_of(settings, stream))}
+    wanted = NOTE_FIELDS if stream == NOTES else TASK_FIELDS
+    return [f for f in wanted if f.lower() in known] + [AUTHOR]
+
+
+def task_filter(settings: Improveit360Settings) -> str | None:
+    """The SOQL condition narrowing Tasks to the chosen kinds (None: every Task is wanted).
+
+    A ``task`` is any Task that is not a call or an email, so it is the complement of the
+    other subtypes; the mapping checks the kind again (``Type`` on orgs without subtypes)."""
+    wanted = [k for k in _TASK_KINDS if settings.inbound_activities.wants(k)]
+    if len(wanted) == len(_TASK_KINDS):
+        return None
+    chosen = [v for k in wanted if k != "task" for v in _SUBTYPES[k]]
+    others = [v for k in _TASK_KINDS if k not in wanted and k != "task" for v in _SUBTYPES[k]]
+    quoted = ", ".join(soql_quote(v) for v in (others if "task" in wanted else chosen))
+    return f"TaskSubtype NOT IN ({quoted})" if "task" in wanted else f"TaskSubtype IN ({quoted})"
+
+
 # -- provider ------------------------------------------------------------------------------------
 
 
@@ -222,16 +280,23 @@ class Improveit360Provider:
     settings_model: ClassVar[type[BaseModel]] = Improveit360Settings
 
     def streams(self, ctx: IntegrationContext) -> list[str]:
+        settings = self._settings(ctx)
         out = ["accounts", "contacts", "appointments", "projects"]
-        if self._settings(ctx).sync_project_activities:
+        if settings.sync_project_activities:
             out.append("project_activities")
         out.append(OPPORTUNITIES)
+        wanted = settings.inbound_activities
+        if wanted.wants("note"):
+            out.append(NOTES)
+        if any(wanted.wants(kind) for kind in _TASK_KINDS):
+            out.append(TASKS)
         return out
 
     def pages_independent(self, stream: str) -> bool:
         # Opportunity pages read only the related streams, complete by then; related pages
         # re-compose mirrored opportunities, which earlier pages of the stream may still change.
-        return stream == OPPORTUNITIES
+        # Activity pages only add rows of their own, resolved against the related streams.
+        return stream == OPPORTUNITIES or stream in ACTIVITY_STREAMS
 
     def authenticate(self, ctx: IntegrationContext) -> datetime:
         """Log in (or reuse the session); Salesforce sends no expiry, so the nominal end of a
@@ -260,18 +325,19 @@ class Improveit360Provider:
         self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
     ) -> FetchedPage:
         settings = self._settings(ctx)
+        activities = stream in ACTIVITY_STREAMS
         sobject = _object_of(settings, stream)
-        fields = stream_fields(ctx, stream)
-        since = (
-            started_at - timedelta(days=ctx.first_sync_days) if stream == OPPORTUNITIES else None
-        )
+        fields = activity_fields(ctx, stream) if activities else stream_fields(ctx, stream)
+        windowed = stream == OPPORTUNITIES or activities
+        since = started_at - timedelta(days=ctx.first_sync_days) if windowed else None
         where, after = modstamp_where(cursor.cursor, started_at, since, settings.overlap_seconds)
+        clauses = [c for c in (where, task_filter(settings) if stream == TASKS else None) if c]
         soql = (
             f"SELECT {', '.join(fields)} FROM {sobject}"
-            + (f" WHERE {where}" if where else "")
+            + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
             + f" ORDER BY SystemModstamp ASC, Id ASC LIMIT {settings.page_size}"
         )
-        records = _client(ctx).query(soql, include_deleted=stream in _CHILDREN)
+        records = _client(ctx).query(soql, include_deleted=stream in _CHILDREN or activities)
         valid: list[dict[str, Any]] = []
         invalid: list[tuple[Any, str]] = []
         last: tuple[datetime, str] | None = None
@@ -324,6 +390,9 @@ class Improveit360Provider:
             batch.rejects.append(
                 RejectedRecord(stream, ext if isinstance(ext, str) else None, reason, payload)
             )
+        if stream in ACTIVITY_STREAMS:
+            self._map_activities(ctx, conn, batch, page.records, overlay or {})
+            return batch
         compose.map_page(
             record_graph(ctx, settings),
             conn,
@@ -332,6 +401,124 @@ class Improveit360Provider:
             overlay if overlay is not None else {},
         )
         return batch
+
+    # -- inbound activities (issue 15) ----------------------------------------------------------
+
+    def _map_activities(
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        batch: MergeBatch,
+        records: list[dict[str, Any]],
+        overlay: Overlay,
+    ) -> None:
+        """A Note or Task page into ``batch.activities`` (only the chosen kinds); a malformed
+        record into ``batch.rejects`` with the mapping's reason."""
+        settings = self._settings(ctx)
+        mapper = map_note if batch.stream == NOTES else map_task
+        ids = {
+            str(value)
+            for rec in records
+            for name in ("ParentId", "WhatId", "WhoId")
+            if _is_sf_id(value := rec.get(name))
+        }
+        parents = self._activity_parents(ctx, conn, settings, sorted(ids), overlay)
+        for rec in records:
+            try:
+                act = mapper(rec, parents)
+            except MappingError as exc:
+                batch.rejects.append(
+                    RejectedRecord(batch.stream, _ref(rec.get("Id")), str(exc), rec)
+                )
+                continue
+            if settings.inbound_activities.wants(act.kind):
+                batch.activities.append(act)
+
+    def _activity_parents(
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        settings: Improveit360Settings,
+        ids: list[str],
+        overlay: Overlay,
+    ) -> dict[str, ActivityParent]:
+        """What each id is to the hub, for one page: its object by key prefix, and for a Sales
+        Opportunity, Sales Appointment, Project or Project Activity its Sales Opportunity (and
+        Contact) from the chunk's unmerged records, else the mirror: one query for the page."""
+        client = _client(ctx)
+        streams: dict[str, str] = {}
+        for stream in ("accounts", "contacts", *_CHILDREN, OPPORTUNITIES):
+            try:
+                prefix = client.key_prefix(_object_of(settings, stream))
+            except ConnectorError:
+                continue  # an object the user cannot describe: its ids stay unknown parents
+            if prefix:
+                streams[prefix] = stream
+        kinds = {i: streams.get(i[:3], UNKNOWN_PARENT) for i in ids}
+        graph = record_graph(ctx, settings).resources
+        keys: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+        def known(resource: str, ident: str) -> bool:
+            rec = overlay.get(resource, {}).get(ident)
+            if rec is not None:
+                res = graph[resource]
+                keys[(resource, ident)] = (res.customer(rec), res.parent(rec))
+            return (resource, ident) in keys
+
+        looked_up = [(kinds[i], i) for i in ids if kinds[i] in (OPPORTUNITIES, *_CHILDREN)]
+        wanted = {pair for pair in looked_up if not known(*pair)}
+        projects = {
+            ("projects", parent)
+            for (resource, ident) in looked_up
+            if resource == "project_activities"
+            and (parent := keys.get((resource, ident), (None, None))[1])
+            and not known("projects", parent)
+        }
+        wanted |= projects
+        if wanted:
+            rows = conn.execute(
+                """
+                SELECT r.resource, r.external_id, r.customer_ref, r.parent_ref, p.parent_ref
+                FROM crm_record r
+                LEFT JOIN crm_record p
+                  ON r.resource = 'project_activities' AND p.tenant_id = r.tenant_id
+                 AND p.integration_id = r.integration_id AND p.resource = 'projects'
+                 AND p.external_id = r.parent_ref
+                WHERE r.tenant_id = %s AND r.integration_id = %s
+                  AND r.resource = ANY(%s) AND r.external_id = ANY(%s)
+                """,
+                (
+                    ctx.tenant_id,
+                    ctx.id,
+                    sorted({r for r, _ in wanted}),
+                    sorted({i for _, i in wanted}),
+                ),
+            ).fetchall()
+            for resource, ident, customer, parent, project_opportunity in rows:
+                keys.setdefault((resource, ident), (customer, parent))
+                if project_opportunity and parent:
+                    keys.setdefault(("projects", parent), (None, project_opportunity))
+
+        def opportunity_of(resource: str, ident: str) -> str | None:
+            if resource == OPPORTUNITIES:
+                return ident
+            known(resource, ident)
+            parent = keys.get((resource, ident), (None, None))[1]
+            if resource == "project_activities":
+                return opportunity_of("projects", parent) if parent else None
+            return parent if resource in ("appointments", "projects") else None
+
+        out: dict[str, ActivityParent] = {}
+        for ident in ids:
+            resource = kinds[ident]
+            if resource == "contacts":
+                out[ident] = ActivityParent(resource, None, ident)
+            elif resource == OPPORTUNITIES:
+                contact = keys.get((resource, ident), (None, None))[0]
+                out[ident] = ActivityParent(resource, ident, contact)
+            else:
+                out[ident] = ActivityParent(resource, opportunity_of(resource, ident))
+        return out
 
     # -- push (crmsync.push; seed 000 "Hatch → improveit360", issue 4) -------------------------
     #

@@ -17,7 +17,7 @@ from connectors.salesforce import (
     normalize_api_version,
     soql_identifier,
 )
-from models.integrations.common import PlaceholderEmails
+from models.integrations.common import InboundActivities, PlaceholderEmails
 from models.mappings.improveit360 import FieldPaths
 
 PushLocation = Literal["contact_note", "opportunity_task"]
@@ -160,6 +160,11 @@ class Improveit360Settings(BaseModel):
         default=False, description="Seed 000: Project (and optionally Project Activities)"
     )
     placeholder_emails: PlaceholderEmails = Field(default_factory=list)
+    inbound_activities: InboundActivities = Field(
+        default_factory=InboundActivities,
+        description="Issue 15: Notes (note) and Tasks (task, call, email by TaskSubtype) read "
+        "into the hub; off by default",
+    )
     api_version: str = Field(default=DEFAULT_API_VERSION, description="REST API version, e.g. 60.0")
     overlap_seconds: int = Field(default=300, ge=0, le=86_400)
     page_size: int = Field(

@@ -37,6 +37,31 @@ with the later of its ``SystemModstamp`` and ``LastModifiedDate``: a deletion mo
 ``SystemModstamp``, so deleting the newest appointment lowers External Updated At yet is a newer
 version of the opportunity's records.
 
+**Inbound activities** (issue 15, seed 004 "Activity Sync"): classic Notes and Tasks (i360
+Lightning uses Salesforce's own, crm-apis.md §3.1) become :class:`InboundActivity` rows through
+:func:`map_note` and :func:`map_task`, tested in ``tests/unit/test_improveit360_activities.py``:
+
+=====================  ==========================================================================
+InboundActivity        Note / Task
+=====================  ==========================================================================
+kind                   ``note``; a Task by ``TaskSubtype``: ``Call`` → ``call``, ``Email`` and
+                       ``ListEmail`` → ``email``, anything else → ``task`` (``Type`` when an org
+                       older than API 37 has no ``TaskSubtype``)
+external_id            ``Id`` (what the push adapter's ``create_push`` returns: no echo)
+subject / body         ``Title`` / ``Body``; ``Subject`` / ``Description`` (the push puts its key
+                       in both, so either recognises crmsync's own record)
+parent                 ``<stream>:<Id>`` of ``ParentId``; of ``WhatId``, else ``WhoId``
+opportunity_ref        (``sales_opportunity``, Sales Opportunity Id) when the parent is one, or
+                       a Sales Appointment, Project or Project Activity of one
+                       (:class:`ActivityParent`)
+contact_ref            the Contact Id: ``WhoId``, or the parent when it is a Contact
+created_at             ``CreatedDate``
+modified_at            the later of ``SystemModstamp`` and ``LastModifiedDate`` (a deletion moves
+                       only ``SystemModstamp``)
+author                 ``CreatedBy.Name``, else ``CreatedById``
+deleted                ``IsDeleted`` (rows ``queryAll`` returns from the recycle bin)
+=====================  ==========================================================================
+
 The object and field API names of i360 Lightning are not public (crm-apis.md §3.1); the defaults
 here match the emulator's schema (:mod:`sandbox.salesforce.schema`) and the integration settings
 override them per org. Pure functions, no I/O.
@@ -57,14 +82,20 @@ from models.normalize import (
     parse_timestamp,
     split_name,
 )
-from models.standard import MappedOpportunity, MappingError
+from models.standard import InboundActivity, MappedOpportunity, MappingError
 
 __all__ = [
     "MODEL",
+    "NOTE_FIELDS",
     "PLACEHOLDER_EMAIL_DETAIL",
+    "TASK_FIELDS",
+    "ActivityParent",
     "FieldPaths",
+    "map_note",
     "map_sales_opportunity",
+    "map_task",
     "newest_first",
+    "task_kind",
 ]
 
 MODEL = "sales_opportunity"
@@ -266,3 +297,136 @@ def _phone(contact: Record | None, account: Record | None, paths: FieldPaths) ->
         if phone is not None:
             return phone
     return None
+
+
+# -- inbound activities (issue 15) ----------------------------------------------------------------
+
+_ACTIVITY_SYSTEM = ("Id", "IsDeleted", "CreatedById", "CreatedDate", "LastModifiedDate")
+NOTE_FIELDS = (*_ACTIVITY_SYSTEM, "SystemModstamp", "ParentId", "Title", "Body", "IsPrivate")
+"""Note fields read (Salesforce object reference, Note)."""
+TASK_FIELDS = (
+    *_ACTIVITY_SYSTEM,
+    "SystemModstamp",
+    "WhoId",
+    "WhatId",
+    "Subject",
+    "Description",
+    "Status",
+    "Priority",
+    "ActivityDate",
+    "Type",
+    "TaskSubtype",
+    "IsClosed",
+)
+"""Task fields read (Salesforce object reference, Task; ``TaskSubtype`` since API 37.0)."""
+AUTHOR = "CreatedBy.Name"
+CALL_SUBTYPES = frozenset({"Call"})
+EMAIL_SUBTYPES = frozenset({"Email", "ListEmail"})
+UNKNOWN_PARENT = "records"
+"""The ``parent`` resource of an id whose object the integration does not sync."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityParent:
+    """What the record an id in ``Note.ParentId``, ``Task.WhatId`` or ``Task.WhoId`` names is to
+    the hub: its stream (``opportunities``, ``contacts``, ``appointments``, ``projects``,
+    ``project_activities``, ``accounts``, or :data:`UNKNOWN_PARENT`), the Sales Opportunity it
+    belongs to and the Contact it is, when known. The provider resolves them (key prefixes and
+    the mirror); this module only reads them."""
+
+    resource: str = UNKNOWN_PARENT
+    opportunity: str | None = None
+    contact: str | None = None
+
+
+_NO_PARENT = ActivityParent()
+
+
+def task_kind(task: Record) -> str:
+    """``call``, ``email`` or ``task`` from ``TaskSubtype`` (``Type`` when it has none)."""
+    subtype = task.get("TaskSubtype") or task.get("Type")
+    if subtype in CALL_SUBTYPES:
+        return "call"
+    if subtype in EMAIL_SUBTYPES:
+        return "email"
+    return "task"
+
+
+def map_note(note: Record, parents: Mapping[str, ActivityParent]) -> InboundActivity:
+    """A classic Note under any record; MappingError without an Id or ParentId."""
+    ident = _activity_id("Note", note)
+    parent_id = _text(note.get("ParentId"))
+    if parent_id is None:
+        raise MappingError(f"Note {ident}: ParentId is missing")
+    parent = parents.get(parent_id, _NO_PARENT)
+    return _activity(
+        "note",
+        note,
+        f"{parent.resource}:{parent_id}",
+        parent.contact,
+        parent.opportunity,
+        note.get("Title"),
+        note.get("Body"),
+    )
+
+
+def map_task(task: Record, parents: Mapping[str, ActivityParent]) -> InboundActivity:
+    """A Task (to do, call or email) related to ``WhatId`` and/or ``WhoId``; MappingError
+    without an Id or either of them."""
+    ident = _activity_id("Task", task)
+    what_id, who_id = _text(task.get("WhatId")), _text(task.get("WhoId"))
+    if what_id is None and who_id is None:
+        raise MappingError(f"Task {ident}: neither WhatId nor WhoId is set")
+    what = parents.get(what_id, _NO_PARENT) if what_id else None
+    who = parents.get(who_id, _NO_PARENT) if who_id else None
+    shown, shown_id = (what, what_id) if what is not None else (who, who_id)
+    assert shown is not None
+    return _activity(
+        task_kind(task),
+        task,
+        f"{shown.resource}:{shown_id}",
+        (who.contact if who is not None else None) or (what.contact if what else None),
+        what.opportunity if what is not None else None,
+        task.get("Subject"),
+        task.get("Description"),
+    )
+
+
+def _activity_id(sobject: str, record: Record) -> str:
+    ident = _text(record.get("Id"))
+    if ident is None:
+        raise MappingError(f"{sobject}: Id is missing")
+    return ident
+
+
+def _activity(
+    kind: str,
+    record: Record,
+    parent: str,
+    contact: str | None,
+    opportunity: str | None,
+    subject: object,
+    body: object,
+) -> InboundActivity:
+    ident = str(record["Id"])
+    created = _timestamp(ident, "CreatedDate", record.get("CreatedDate"))
+    modified = _timestamp(ident, "LastModifiedDate", record.get("LastModifiedDate"))
+    stamp = _timestamp(ident, "SystemModstamp", record.get("SystemModstamp"))
+    if stamp is not None and (modified is None or stamp > modified):
+        modified = stamp
+    creator = record.get("CreatedBy")
+    author = creator.get("Name") if isinstance(creator, Mapping) else None
+    return InboundActivity(
+        kind=kind,
+        external_id=ident,
+        parent=parent,
+        contact_ref=contact,
+        opportunity_ref=(MODEL, opportunity) if opportunity else None,
+        created_at=created,
+        modified_at=modified,
+        author=_text(author) or _text(record.get("CreatedById")),
+        subject=subject if isinstance(subject, str) else None,
+        body=body if isinstance(body, str) else None,
+        deleted=record.get("IsDeleted") is True,
+        payload=dict(record),
+    )

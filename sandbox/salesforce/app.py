@@ -24,6 +24,10 @@ response carries ``Sforce-Limit-Info: api-usage=n/limit``. Updates and deletes o
 not emulated (405): the product only reads and creates; tests change data with
 ``SalesforceEmulatorState.upsert``.
 
+``POST /__emulator/orgs/{org}/sobjects/{Type}`` creates or edits a record as a CRM user would,
+``DELETE /__emulator/orgs/{org}/sobjects/{Type}/{id}`` deletes one into the recycle bin
+(``IsDeleted``, seen by ``queryAll``).
+
 ``POST /__emulator/orgs/{org}/permissions`` ``{"api_enabled": false, "unreadable_objects":
 […]}`` takes permissions away from the API user (:meth:`SalesforceEmulatorState.set_permissions`):
 without "API Enabled" every data call is 403 ``API_CURRENTLY_DISABLED``; an object without Read
@@ -378,6 +382,8 @@ async def _control(state: SalesforceEmulatorState, request: Request) -> Response
         if what == "refresh_tokens" and method == "DELETE":
             state.revoke_refresh_tokens(org_id)
             return _Json({"revoked": True})
+        if what == "sobjects" and len(parts) == 5 and method == "DELETE":
+            return _Json(state.delete(org_id, parts[3], parts[4]))
         if what == "sobjects" and len(parts) == 4:
             if method == "POST":
                 return _Json(state.upsert(org_id, parts[3], await _json_body(request)))

@@ -343,6 +343,20 @@ class SalesforceEmulatorState(EmulatorCore[RequestRecord]):
             self._insert(org, obj, rec)
             return self._full(obj, rec)
 
+    def delete(self, org_id: str, sobject: str, record_id: str) -> dict[str, Any]:
+        """Delete a record as a CRM user would: Salesforce keeps it in the recycle bin with
+        ``IsDeleted = true`` (``queryAll`` returns it, ``query`` does not) and moves its
+        ``SystemModstamp``, not its ``LastModifiedDate``."""
+        with self._lock:
+            org = self._org(org_id)
+            obj = self._object(org, sobject)
+            rec = org.tables[obj.name].get(normalize_id(record_id) or "")
+            if rec is None:
+                raise KeyError(f"no {obj.name} {record_id}")
+            rec["IsDeleted"] = True
+            rec["SystemModstamp"] = format_datetime(self.now_epoch())
+            return self._full(obj, rec)
+
     def set_api_usage(self, org_id: str, used: int) -> None:
         """Set the org's daily API request counter (e.g. to just below the limit)."""
         with self._lock:

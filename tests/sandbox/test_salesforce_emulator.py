@@ -871,3 +871,20 @@ def test_an_object_without_read_does_not_exist_for_the_user(
     names = {o["name"] for o in client.get(f"{V}/sobjects/", headers=auth).json()["sobjects"]}
     assert PROJECT not in names and OPP in names
     assert query(client, auth, f"SELECT Id FROM {OPP} LIMIT 1").status_code == 200
+
+
+def test_a_record_deleted_over_the_control_api_is_in_the_recycle_bin_for_query_all(
+    emu: RunningEmulator, client: httpx.Client
+) -> None:
+    contact = a_contact_id(emu)
+    note = emu.state.upsert(ORG, "Note", {"ParentId": contact, "Title": "Called back"})
+    emu.state.advance_clock(60)
+    deleted = client.delete(f"/__emulator/orgs/{ORG}/sobjects/Note/{note['Id']}").json()
+    assert deleted["IsDeleted"] is True
+    assert deleted["SystemModstamp"] > note["SystemModstamp"]
+    assert deleted["LastModifiedDate"] == note["LastModifiedDate"]
+    auth = login(client)
+    soql = f"SELECT Id, IsDeleted FROM Note WHERE Id = '{note['Id']}'"
+    assert records(client, auth, soql) == []
+    rows = client.get(f"{V}/queryAll", params={"q": soql}, headers=auth).json()["records"]
+    assert [(r["Id"], r["IsDeleted"]) for r in rows] == [(note["Id"], True)]
