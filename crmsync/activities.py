@@ -135,6 +135,62 @@ def merge_activities(
     return changed, len(echoes), waiting
 
 
+def _resolve(
+    cur: psycopg.Cursor[Any],
+    tenant_id: int,
+    integration_id: int,
+    refs: Iterable[tuple[str, str] | None],
+    people: Iterable[str | None],
+) -> tuple[dict[tuple[str, str], tuple[int, int]], dict[str, int]]:
+    """The hub's opportunities ``(model, external_id) → (id, contact)`` and contact links
+    ``external_contact_id → contact`` of this integration, for the given CRM references.
+
+    Two look-ups driven by the wanted keys (a join from ``unnest``, one index probe per key),
+    joined by the caller. Filters such as ``external_id = ANY(%s)`` or a join from the staged
+    rows go wrong on a first load, while the tables' statistics still say "empty": the planner
+    then scans every row of the integration once per key. Never prepared: psycopg prepares a
+    statement run five times, and the generic plan, blind to the array's length, is that scan.
+    """
+    ids = sorted({r[1] for r in refs if r})
+    opps: dict[tuple[str, str], tuple[int, int]] = {}
+    if ids:
+        cur.execute(
+            "SELECT o.model, o.external_id, o.id, o.contact_id "
+            "FROM unnest(%s::text[]) AS r(external_id) JOIN opportunity o "
+            "ON o.tenant_id = %s AND o.integration_id = %s AND o.external_id = r.external_id "
+            "ORDER BY o.id",
+            (ids, tenant_id, integration_id),
+            prepare=False,
+        )
+        opps = {(model, ext): (oid, cid) for model, ext, oid, cid in cur}
+    wanted = sorted({p for p in people if p})
+    links: dict[str, int] = {}
+    if wanted:
+        cur.execute(
+            "SELECT l.external_contact_id, l.contact_id "
+            "FROM unnest(%s::text[]) AS r(ref) JOIN contact_link l "
+            "ON l.tenant_id = %s AND l.integration_id = %s AND l.external_contact_id = r.ref",
+            (wanted, tenant_id, integration_id),
+            prepare=False,
+        )
+        links = dict(cur.fetchall())
+    return opps, links
+
+
+def _link(
+    opps: dict[tuple[str, str], tuple[int, int]],
+    links: dict[str, int],
+    ref: tuple[str, str] | None,
+    person: str | None,
+) -> tuple[int | None, int | None]:
+    """(contact, opportunity) an activity links to: its opportunity's contact, else its
+    person's; (None, None) while neither is in the hub."""
+    found = opps.get(ref) if ref else None
+    if found is not None:
+        return found[1], found[0]
+    return (links.get(person) if person else None), None
+
+
 def _upsert(
     cur: psycopg.Cursor[Any],
     tenant_id: int,
@@ -142,64 +198,63 @@ def _upsert(
     acts: list[InboundActivity],
     run_id: int | None,
 ) -> tuple[int, int]:
-    rows = [
-        (
-            a.kind,
-            _clean(a.external_id),
-            _clean(a.parent),
-            _clean(a.contact_ref),
-            a.opportunity_ref[0] if a.opportunity_ref else None,
-            _clean(a.opportunity_ref[1]) if a.opportunity_ref else None,
-            _clean(a.author),
-            _clean(a.subject),
-            _clean(a.body),
-            a.created_at,
-            a.modified_at,
-            a.deleted,
-            orjson.dumps(a.payload, default=str).decode().replace("\\u0000", ""),
+    opps, links = _resolve(
+        cur,
+        tenant_id,
+        integration_id,
+        (a.opportunity_ref for a in acts),
+        (a.contact_ref for a in acts),
+    )
+    rows = []
+    for a in acts:
+        contact, opportunity = _link(opps, links, a.opportunity_ref, a.contact_ref)
+        rows.append(
+            (
+                a.kind,
+                _clean(a.external_id),
+                _clean(a.parent),
+                _clean(a.contact_ref),
+                a.opportunity_ref[0] if a.opportunity_ref else None,
+                _clean(a.opportunity_ref[1]) if a.opportunity_ref else None,
+                contact,
+                opportunity,
+                _clean(a.author),
+                _clean(a.subject),
+                _clean(a.body),
+                a.created_at,
+                a.modified_at,
+                a.deleted,
+                orjson.dumps(a.payload, default=str).decode().replace("\\u0000", ""),
+            )
         )
-        for a in acts
-    ]
     cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS _inbound (kind text, external_id text, parent text, "
-        "contact_ref text, opportunity_model text, opportunity_ref text, author text, "
-        "subject text, body text, external_created_at timestamptz, "
-        "external_modified_at timestamptz, is_deleted boolean, payload jsonb) ON COMMIT DROP"
+        "contact_ref text, opportunity_model text, opportunity_ref text, contact_id bigint, "
+        "opportunity_id bigint, author text, subject text, body text, "
+        "external_created_at timestamptz, external_modified_at timestamptz, "
+        "is_deleted boolean, payload jsonb) ON COMMIT DROP"
     )
     cur.execute("TRUNCATE _inbound")
     with cur.copy(
         "COPY _inbound (kind, external_id, parent, contact_ref, opportunity_model, "
-        "opportunity_ref, author, subject, body, external_created_at, external_modified_at, "
-        "is_deleted, payload) FROM STDIN"
+        "opportunity_ref, contact_id, opportunity_id, author, subject, body, "
+        "external_created_at, external_modified_at, is_deleted, payload) FROM STDIN"
     ) as copy:
         for row in rows:
             copy.write_row(row)
     cur.execute(
         """
-        WITH resolved AS (
-            SELECT i.*, coalesce(o.contact_id, l.contact_id) AS hub_contact, o.id AS hub_opp
-            FROM _inbound i
-            LEFT JOIN LATERAL (
-                SELECT id, contact_id FROM opportunity
-                WHERE tenant_id = %(t)s AND integration_id = %(i)s
-                  AND model = i.opportunity_model AND external_id = i.opportunity_ref
-                ORDER BY id DESC LIMIT 1
-            ) o ON i.opportunity_ref IS NOT NULL
-            LEFT JOIN contact_link l
-              ON l.tenant_id = %(t)s AND l.integration_id = %(i)s
-             AND l.external_contact_id = i.contact_ref
-        )
         INSERT INTO crm_activity AS a (
             tenant_id, integration_id, kind, external_id, parent, contact_ref,
             opportunity_model, opportunity_ref, contact_id, opportunity_id, author, subject,
             body, external_created_at, external_modified_at, deleted_at, linked_at, payload,
             run_id)
         SELECT %(t)s, %(i)s, kind, external_id, parent, contact_ref, opportunity_model,
-               opportunity_ref, hub_contact, hub_opp, author, subject, body,
+               opportunity_ref, contact_id, opportunity_id, author, subject, body,
                external_created_at, external_modified_at,
                CASE WHEN is_deleted THEN now() END,
-               CASE WHEN hub_contact IS NOT NULL THEN now() END, payload, %(r)s
-        FROM resolved
+               CASE WHEN contact_id IS NOT NULL THEN now() END, payload, %(r)s
+        FROM _inbound
         ON CONFLICT (tenant_id, integration_id, kind, external_id) DO UPDATE SET
             parent = excluded.parent,
             contact_ref = excluded.contact_ref,
@@ -265,29 +320,51 @@ def _delete_missing(
     return cur.rowcount
 
 
-def link_waiting(cur: psycopg.Cursor[Any], tenant_id: int, integration_id: int) -> int:
-    """Link the integration's waiting activities whose parent record is now in the hub.
+def link_waiting(
+    cur: psycopg.Cursor[Any],
+    tenant_id: int,
+    integration_id: int,
+    opportunities: Iterable[tuple[str, str | None]],
+) -> int:
+    """Link the integration's waiting activities that hang under the records a batch just
+    merged (``(external_id, external_contact_id)`` of its opportunities).
 
-    Cheap when nothing waits: the partial index ``ix_crm_activity_waiting`` holds only them.
+    Only those can have become linkable, so the look-up is the batch's size, not the number of
+    waiting activities (the partial indexes ``ix_crm_activity_waiting_*`` hold waiting rows only).
     """
+    refs: set[str] = set()
+    people: set[str] = set()
+    for external_id, contact in opportunities:
+        refs.add(external_id)
+        if contact:
+            people.add(contact)
     cur.execute(
-        """
-        UPDATE crm_activity a
-        SET contact_id = coalesce(o.contact_id, l.contact_id), opportunity_id = o.id,
-            linked_at = now(), updated_at = now()
-        FROM crm_activity w
-        LEFT JOIN LATERAL (
-            SELECT id, contact_id FROM opportunity
-            WHERE tenant_id = %(t)s AND integration_id = %(i)s
-              AND model = w.opportunity_model AND external_id = w.opportunity_ref
-            ORDER BY id DESC LIMIT 1
-        ) o ON w.opportunity_ref IS NOT NULL
-        LEFT JOIN contact_link l
-          ON l.tenant_id = %(t)s AND l.integration_id = %(i)s
-         AND l.external_contact_id = w.contact_ref
-        WHERE w.tenant_id = %(t)s AND w.integration_id = %(i)s AND w.contact_id IS NULL
-          AND a.id = w.id AND coalesce(o.contact_id, l.contact_id) IS NOT NULL
-        """,
-        {"t": tenant_id, "i": integration_id},
+        "SELECT id, opportunity_model, opportunity_ref, contact_ref FROM crm_activity "
+        "WHERE tenant_id = %(t)s AND integration_id = %(i)s AND contact_id IS NULL "
+        "AND opportunity_ref = ANY(%(refs)s) "
+        "UNION SELECT id, opportunity_model, opportunity_ref, contact_ref FROM crm_activity "
+        "WHERE tenant_id = %(t)s AND integration_id = %(i)s AND contact_id IS NULL "
+        "AND contact_ref = ANY(%(people)s)",
+        {"t": tenant_id, "i": integration_id, "refs": sorted(refs), "people": sorted(people)},
     )
-    return cur.rowcount
+    waiting = cur.fetchall()
+    if not waiting:
+        return 0
+    opps, links = _resolve(
+        cur,
+        tenant_id,
+        integration_id,
+        ((m, r) if m and r else None for _, m, r, _ in waiting),
+        (p for _, _, _, p in waiting),
+    )
+    found = [(aid, *_link(opps, links, (m, r) if m and r else None, p)) for aid, m, r, p in waiting]
+    found = [f for f in found if f[1] is not None]
+    if found:
+        cur.execute(
+            "UPDATE crm_activity a SET contact_id = f.contact_id, opportunity_id = f.opp_id, "
+            "linked_at = now(), updated_at = now() "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS f(id, contact_id, opp_id) "
+            "WHERE a.id = f.id",
+            ([f[0] for f in found], [f[1] for f in found], [f[2] for f in found]),
+        )
+    return len(found)

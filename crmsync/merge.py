@@ -233,7 +233,12 @@ def merge_batch(
             _upsert_mirror(cur, batch)
         if batch.opportunities:
             _merge_opportunities(cur, batch, counts, run_id)
-            link_waiting(cur, batch.tenant_id, batch.integration_id)
+            link_waiting(
+                cur,
+                batch.tenant_id,
+                batch.integration_id,
+                ((o.external_id, o.external_contact_id) for o in batch.opportunities),
+            )
         if batch.activities or batch.activity_sets:
             counts.activities, counts.echoes, counts.activities_waiting = merge_activities(
                 cur,

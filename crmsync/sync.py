@@ -427,4 +427,4 @@ def refresh_statistics() -> None:
     look-ups of the next pages with sequential scans, and each page gets slower than the last.
     """
     with db.connect(autocommit=True) as conn:
-        conn.execute("ANALYZE crm_record, contact, contact_link, opportunity")
+        conn.execute("ANALYZE crm_record, contact, contact_link, opportunity, crm_activity")

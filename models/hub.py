@@ -445,10 +445,19 @@ class CrmActivity(SQLModel, table=True):
             "tenant_id", "integration_id", "kind", "external_id", name="uq_crm_activity"
         ),
         Index("ix_crm_activity_contact", "tenant_id", "contact_id"),
+        # Waiting rows only: the link step looks them up by the records a batch merged.
         Index(
-            "ix_crm_activity_waiting",
+            "ix_crm_activity_waiting_opportunity",
             "tenant_id",
             "integration_id",
+            "opportunity_ref",
+            postgresql_where=text("contact_id IS NULL"),
+        ),
+        Index(
+            "ix_crm_activity_waiting_contact",
+            "tenant_id",
+            "integration_id",
+            "contact_ref",
             postgresql_where=text("contact_id IS NULL"),
         ),
     )

@@ -2,8 +2,8 @@
 
 Issue 15 (seed 004 "bidirectionally"): one row per CRM activity, unique per integration, kind
 and CRM id; linked to the hub contact (and opportunity) when the record it hangs under is in the
-hub, waiting unlinked until then (partial index ``ix_crm_activity_waiting`` keeps the look-up
-for waiting rows small); ``deleted_at`` for deletions the CRM reports.
+hub, waiting unlinked until then (partial indexes ``ix_crm_activity_waiting_*`` hold only the
+waiting rows, by the record they wait for); ``deleted_at`` for deletions the CRM reports.
 
 Revision ID: 0012
 Revises: 0011
@@ -69,15 +69,17 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_crm_activity_contact", "crm_activity", ["tenant_id", "contact_id"])
-    op.create_index(
-        "ix_crm_activity_waiting",
-        "crm_activity",
-        ["tenant_id", "integration_id"],
-        postgresql_where=sa.text("contact_id IS NULL"),
-    )
+    for name, column in (("opportunity", "opportunity_ref"), ("contact", "contact_ref")):
+        op.create_index(
+            f"ix_crm_activity_waiting_{name}",
+            "crm_activity",
+            ["tenant_id", "integration_id", column],
+            postgresql_where=sa.text("contact_id IS NULL"),
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_crm_activity_waiting", table_name="crm_activity")
+    op.drop_index("ix_crm_activity_waiting_contact", table_name="crm_activity")
+    op.drop_index("ix_crm_activity_waiting_opportunity", table_name="crm_activity")
     op.drop_index("ix_crm_activity_contact", table_name="crm_activity")
     op.drop_table("crm_activity")
