@@ -148,8 +148,8 @@ def _resolve(
     Two look-ups driven by the wanted keys (a join from ``unnest``, one index probe per key),
     joined by the caller. Filters such as ``external_id = ANY(%s)`` or a join from the staged
     rows go wrong on a first load, while the tables' statistics still say "empty": the planner
-    then scans every row of the integration once per key. Never prepared: psycopg prepares a
-    statement run five times, and the generic plan, blind to the array's length, is that scan.
+    then scans every row of the integration once per key. Never prepared (see
+    :func:`crmsync.db._pool`): a generic plan, blind to the keys, is that scan too.
     """
     ids = sorted({r[1] for r in refs if r})
     opps: dict[tuple[str, str], tuple[int, int]] = {}
@@ -160,7 +160,6 @@ def _resolve(
             "ON o.tenant_id = %s AND o.integration_id = %s AND o.external_id = r.external_id "
             "ORDER BY o.id",
             (ids, tenant_id, integration_id),
-            prepare=False,
         )
         opps = {(model, ext): (oid, cid) for model, ext, oid, cid in cur}
     wanted = sorted({p for p in people if p})
@@ -171,7 +170,6 @@ def _resolve(
             "FROM unnest(%s::text[]) AS r(ref) JOIN contact_link l "
             "ON l.tenant_id = %s AND l.integration_id = %s AND l.external_contact_id = r.ref",
             (wanted, tenant_id, integration_id),
-            prepare=False,
         )
         links = dict(cur.fetchall())
     return opps, links

@@ -83,6 +83,13 @@ def _pool() -> ConnectionPool[psycopg.Connection[Any]]:
     CPU. ``check`` pings a connection before handing it out, so a PostgreSQL restart costs one
     reconnect instead of failed steps. Kept small: every worker process and every batch run
     has its own pool under PostgreSQL's ``max_connections``.
+
+    Statements are never prepared (``prepare_threshold=None``). psycopg prepares a statement
+    the fifth time a connection runs it, and PostgreSQL then settles on a generic plan, blind
+    to the keys bound: the look-ups by ``= ANY(%s)``/``unnest`` the merge and the composer make
+    per page became scans of the integration's rows (measured on a 20,000-job ServiceTitan
+    first load: 12.5 s of flow with prepared statements, 8.9 s without; the composer's related
+    record query alone 5.1 s → 0.8 s). Planning each statement costs well under a millisecond.
     """
     url = database_url()
     pool = _pools.get(url)
@@ -96,6 +103,7 @@ def _pool() -> ConnectionPool[psycopg.Connection[Any]]:
                     max_size=POOL_MAX,
                     max_idle=60,
                     check=ConnectionPool.check_connection,
+                    kwargs={"prepare_threshold": None},
                     open=True,
                     name="crmsync-hub",
                 )
@@ -124,7 +132,7 @@ def connect(autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
 def dedicated(autocommit: bool = False) -> psycopg.Connection[Any]:
     """A connection of its own, outside the pool, for session state that outlives a step
     (a tenant's advisory lock, LISTEN); the caller closes it."""
-    return psycopg.connect(database_url(), autocommit=autocommit)
+    return psycopg.connect(database_url(), autocommit=autocommit, prepare_threshold=None)
 
 
 def close_pools() -> None:
