@@ -39,7 +39,7 @@ from starlette.types import Scope
 
 from sandbox.kit import EmulatorMiddleware, Fault, bearer_token, control_routes, drop_mid_body
 
-from .data import ESTIMATE_STATUSES, TIMESTAMP_FIELDS, TenantSpec, to_wire
+from .data import API_USER_ID, ESTIMATE_STATUSES, TIMESTAMP_FIELDS, TenantSpec, to_wire
 from .extras import WIRE_DROP
 from .state import TOKEN_PATH, EmulatorState, RequestRecord
 from .store import BEFORE_EVERYTHING, Record, order_key, split_key
@@ -471,6 +471,37 @@ def export_endpoint(resource: str) -> Handler:
     return endpoint
 
 
+async def export_job_notes(request: Request) -> Response:
+    """``GET /jpm/v2/tenant/{tenant}/export/job-notes`` (tenant-jpm-v2): every job note, deleted
+    ones with ``active: false``, in ``(modifiedOn, id)`` order with the same ``from`` and
+    ``continueFrom`` as the record exports."""
+    state: EmulatorState = request.app.state.emulator
+    params = Params(request)
+    include_recent = params.boolean("includeRecentChanges") or False
+    position = BEFORE_EVERYTHING
+    raw_from = params.raw("from")
+    if raw_from is not None:
+        try:
+            position = decode_from(raw_from)
+        except ValueError:
+            params._invalid("from", raw_from)
+    if params.errors:
+        return validation_error(params.errors)
+    notes, has_more = state.job_notes_after(
+        int(request.path_params["tenant"]), position, state.export_page_size
+    )
+    if notes:
+        last = notes[-2] if include_recent and len(notes) >= 2 else notes[-1]
+        position = order_key(last.modified_ms, last.id)
+    return json_response(
+        {
+            "hasMore": has_more,
+            "continueFrom": encode_continuation(position),
+            "data": [note.export_wire() for note in notes],
+        }
+    )
+
+
 _INLINE_ITEM_DROP = ("active", "invoiceId")
 
 
@@ -686,18 +717,57 @@ async def control_records(request: Request) -> Response:
 
 
 async def control_notes(request: Request) -> Response:
+    """GET: a parent's live notes (API shape). POST ``{text, createdById?, pinToTop?,
+    createdOn?}``: a CSR adds a note in ServiceTitan (``createdOn`` back-dates it); the answer
+    carries the note's ``id`` for every kind, so tests can edit or delete a job note too."""
     state: EmulatorState = request.app.state.emulator
+    tenant_id = int(request.path_params["tenant"])
+    kind, parent_id = request.path_params["kind"], int(request.path_params["parent_id"])
     try:
-        notes = state.get_notes(
-            int(request.path_params["tenant"]),
-            request.path_params["kind"],
-            int(request.path_params["parent_id"]),
-        )
+        if request.method == "POST":
+            body = await _json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+                return _control_error("the body must be an object with a text")
+            note = state.add_note(
+                tenant_id,
+                kind,
+                parent_id,
+                body["text"],
+                bool(body.get("pinToTop")),
+                created_by_id=int(body.get("createdById") or API_USER_ID),
+                created_on=body.get("createdOn"),
+            )
+            return json_response({"id": note.id, **note.wire()})
+        notes = state.get_notes(tenant_id, kind, parent_id)
     except KeyError as exc:
         return _control_error(str(exc), 404)
-    except ValueError as exc:
+    except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
         return _control_error(str(exc))
     return json_response(notes)
+
+
+async def control_note(request: Request) -> Response:
+    """PATCH ``{text}``: a CSR edits the note; DELETE: a CSR deletes it."""
+    state: EmulatorState = request.app.state.emulator
+    where = (
+        int(request.path_params["tenant"]),
+        request.path_params["kind"],
+        int(request.path_params["parent_id"]),
+        int(request.path_params["note_id"]),
+    )
+    try:
+        if request.method == "DELETE":
+            note = state.delete_note(*where)
+        else:
+            body = await _json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+                return _control_error("the body must be an object with a text")
+            note = state.edit_note(*where, body["text"])
+    except KeyError as exc:
+        return _control_error(str(exc), 404)
+    except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        return _control_error(str(exc))
+    return json_response({"id": note.id, "active": note.active, **note.wire()})
 
 
 async def control_reset(request: Request) -> Response:
@@ -954,6 +1024,7 @@ def _api_routes() -> list[BaseRoute]:
         ),
         Route(f"{jpm}/export/jobs", export_endpoint("jobs")),
         Route(f"{jpm}/export/appointments", export_endpoint("appointments")),
+        Route(f"{jpm}/export/job-notes", export_job_notes),
         # CRM
         Route(f"{crm}/customers", list_endpoint(customers)),
         Route(f"{crm}/customers/contacts", list_endpoint(modified_contacts)),
@@ -1009,7 +1080,12 @@ def _control_routes(state: EmulatorState) -> list[BaseRoute]:
         Route(
             "/__emulator/tenants/{tenant:int}/notes/{kind}/{parent_id:int}",
             control_notes,
-            methods=["GET"],
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/__emulator/tenants/{tenant:int}/notes/{kind}/{parent_id:int}/{note_id:int}",
+            control_note,
+            methods=["PATCH", "DELETE"],
         ),
         Route("/__emulator/tokens/expire", control_expire_tokens, methods=["POST"]),
         Route("/__emulator/reset", control_reset, methods=["POST"]),

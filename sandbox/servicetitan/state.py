@@ -44,7 +44,7 @@ from .data import (
     to_wire,
 )
 from .extras import EXTRA_INDEXES
-from .store import ID_LIMIT, RecordStore
+from .store import ID_LIMIT, RecordStore, order_key
 from .timefmt import datetime_to_ms, format_ms, parse_timestamp
 
 TOKEN_TTL_SECONDS = 900
@@ -81,6 +81,8 @@ class Note:
     created_ms: int
     modified_ms: int
     created_by_id: int = API_USER_ID
+    active: bool = True
+    """False once deleted: gone from the lists, kept by the job-notes export (``active: false``)."""
 
     def wire(self) -> dict[str, Any]:
         """The vendor's NoteResponse: the JPM one has no `id`, the CRM one has (§1.8)."""
@@ -94,6 +96,11 @@ class Note:
         if self.kind != "job":
             body = {"id": self.id, **body}
         return body
+
+    def export_wire(self) -> dict[str, Any]:
+        """``Jpm.V2.ExportJobNotesResponse`` (tenant-jpm-v2 ``export/job-notes``): the export,
+        unlike the job's note list, carries the note's ``id``, ``active`` and ``jobId``."""
+        return {"id": self.id, "active": self.active, **self.wire(), "jobId": self.parent_id}
 
 
 @dataclass
@@ -154,6 +161,7 @@ class Tenant:
             gc.collect()
         self.notes: dict[tuple[str, int], list[Note]] = {}
         self.next_note_id = ID_BASE["notes"] + 1
+        self.notes_max_mod = 0
 
 
 def _note_kind(kind: str) -> str:
@@ -360,27 +368,91 @@ class EmulatorState(EmulatorCore[RequestRecord]):
     # -- notes -------------------------------------------------------------------------------
 
     def add_note(
-        self, tenant_id: int, kind: str, parent_id: int, text: str, pin_to_top: bool = False
+        self,
+        tenant_id: int,
+        kind: str,
+        parent_id: int,
+        text: str,
+        pin_to_top: bool = False,
+        *,
+        created_by_id: int = API_USER_ID,
+        created_on: str | datetime | None = None,
     ) -> Note:
+        """A note written on a job, customer or location. ``created_on`` back-dates it (both
+        stamps), as history that existed before crmsync connected; without it the note is
+        stamped now, after every earlier note change, so an export token issued earlier sees it.
+        """
         with self.lock:
             tenant = self.tenant(tenant_id)
-            now = self.now_ms()
+            if created_on is None:
+                stamp = self._note_stamp(tenant)
+            elif isinstance(created_on, datetime):
+                stamp = datetime_to_ms(created_on)
+            else:
+                stamp = parse_timestamp(created_on)
             note = Note(
                 id=tenant.next_note_id,
                 kind=_note_kind(kind),
                 parent_id=parent_id,
                 text=text,
                 is_pinned=pin_to_top,
-                created_ms=now,
-                modified_ms=now,
+                created_ms=stamp,
+                modified_ms=stamp,
+                created_by_id=created_by_id,
             )
             tenant.next_note_id += 1
             tenant.notes.setdefault((note.kind, parent_id), []).append(note)
             return note
 
-    def notes_of(self, tenant_id: int, kind: str, parent_id: int) -> list[Note]:
+    def _note_stamp(self, tenant: Tenant) -> int:
+        now = self.now_ms()
+        tenant.notes_max_mod = max(now, tenant.notes_max_mod + 1)
+        return tenant.notes_max_mod
+
+    def _find_note(self, tenant_id: int, kind: str, parent_id: int, note_id: int) -> Note:
+        for note in self.tenant(tenant_id).notes.get((_note_kind(kind), parent_id), []):
+            if note.id == note_id and note.active:
+                return note
+        raise KeyError(f"no {kind} note {note_id} on {parent_id}")
+
+    def edit_note(self, tenant_id: int, kind: str, parent_id: int, note_id: int, text: str) -> Note:
+        """A CSR edits a note's text in ServiceTitan: ``modifiedOn`` moves."""
         with self.lock:
-            return list(self.tenant(tenant_id).notes.get((_note_kind(kind), parent_id), []))
+            note = self._find_note(tenant_id, kind, parent_id, note_id)
+            note.text = text
+            note.modified_ms = self._note_stamp(self.tenant(tenant_id))
+            return note
+
+    def delete_note(self, tenant_id: int, kind: str, parent_id: int, note_id: int) -> Note:
+        """A CSR deletes a note: it leaves the parent's list; the job-notes export carries it
+        with ``active: false`` (tenant-jpm-v2: "Whether this note is active, or not anymore")."""
+        with self.lock:
+            note = self._find_note(tenant_id, kind, parent_id, note_id)
+            note.active = False
+            note.modified_ms = self._note_stamp(self.tenant(tenant_id))
+            return note
+
+    def notes_of(self, tenant_id: int, kind: str, parent_id: int) -> list[Note]:
+        """The live notes of one parent, oldest first."""
+        with self.lock:
+            notes = self.tenant(tenant_id).notes.get((_note_kind(kind), parent_id), [])
+            return [note for note in notes if note.active]
+
+    def job_notes_after(self, tenant_id: int, position: int, limit: int) -> tuple[list[Note], bool]:
+        """Job notes, deleted ones too, after the export position ``(modifiedOn, id)`` key, in
+        that order: one page of ``export/job-notes`` and whether more follow."""
+        with self.lock:
+            notes = sorted(
+                (
+                    note
+                    for (kind, _), listed in self.tenant(tenant_id).notes.items()
+                    if kind == "job"
+                    for note in listed
+                    if order_key(note.modified_ms, note.id) > position
+                ),
+                key=lambda note: (note.modified_ms, note.id),
+            )
+        return notes[:limit], len(notes) > limit
 
     def get_notes(self, tenant_id: int, kind: str, parent_id: int) -> list[dict[str, Any]]:
         """Notes written on a job, customer or location, oldest first, in the vendor's shape."""

@@ -201,6 +201,7 @@ READ_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     (JPM, "jpm", "appointments/{appointment}", "/tenant/{tenant}/appointments/{id}", {}),
     (JPM, "jpm", "export/jobs", "/tenant/{tenant}/export/jobs", {}),
     (JPM, "jpm", "export/appointments", "/tenant/{tenant}/export/appointments", {}),
+    (JPM, "jpm", "export/job-notes", "/tenant/{tenant}/export/job-notes", {}),
     (CRM, "crm", "customers", "/tenant/{tenant}/customers", {"active": "Any", "pageSize": 500}),
     (CRM, "crm", "customers/{customer}", "/tenant/{tenant}/customers/{id}", {}),
     (
@@ -350,6 +351,54 @@ def test_note_post_returns_the_vendor_note_response(
     assert ("id" in body) is has_id  # the JPM NoteResponse has no id (crm-apis.md §1.8)
     assert body["text"] == "Hatch: reply received"
     assert body["isPinned"] is False
+
+
+def test_job_notes_export_carries_ids_edits_and_deletions_as_inactive(
+    emu: RunningEmulator, acme: Api
+) -> None:
+    """Issue 15: a CSR's notes (control routes) reach ``export/job-notes`` in the vendor shape;
+    an edit comes again after the token, a deletion with ``active: false``."""
+    job = next(r["id"] for r in emu.state.get_records(ACME.tenant_id, "jobs") if r["active"])
+    control = f"{emu.url}/__emulator/tenants/{ACME.tenant_id}/notes/job/{job}"
+    kept = httpx.post(control, json={"text": "Gate code 1234", "createdById": 42}).json()
+    gone = httpx.post(control, json={"text": "Wrong house"}).json()
+    first, token = acme.export_all("jpm", "export/job-notes")
+    assert [(n["id"], n["jobId"], n["active"]) for n in first] == [
+        (kept["id"], job, True),
+        (gone["id"], job, True),
+    ]
+    assert first[0]["createdById"] == 42
+    validate_response(
+        JPM,
+        "/tenant/{tenant}/export/job-notes",
+        "get",
+        {"hasMore": False, "continueFrom": token, "data": first},
+    )
+
+    emu.state.advance_clock(60)
+    assert httpx.patch(f"{control}/{kept['id']}", json={"text": "Gate code 4321"}).is_success
+    assert httpx.delete(f"{control}/{gone['id']}").is_success
+    later, _ = acme.export_all("jpm", "export/job-notes", from_=token)
+    assert [(n["id"], n["text"], n["active"]) for n in later] == [
+        (kept["id"], "Gate code 4321", True),
+        (gone["id"], "Wrong house", False),
+    ]
+    listed = acme.get("jpm", f"jobs/{job}/notes").json()["data"]
+    assert [n["text"] for n in listed] == ["Gate code 4321"], "a deleted note leaves the list"
+
+
+def test_a_deleted_customer_note_leaves_the_customers_note_list(
+    emu: RunningEmulator, acme: Api
+) -> None:
+    customer = emu.state.get_records(ACME.tenant_id, "customers")[0]["id"]
+    control = f"{emu.url}/__emulator/tenants/{ACME.tenant_id}/notes/customer/{customer}"
+    note = httpx.post(control, json={"text": "Has a dog"}).json()
+    assert [n["id"] for n in acme.get("crm", f"customers/{customer}/notes").json()["data"]] == [
+        note["id"]
+    ]
+    assert httpx.delete(f"{control}/{note['id']}").is_success
+    assert acme.get("crm", f"customers/{customer}/notes").json()["data"] == []
+    assert httpx.delete(f"{control}/{note['id']}").status_code == 404
 
 
 # -- auth ------------------------------------------------------------------------------------
