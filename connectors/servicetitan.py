@@ -107,6 +107,10 @@ EXPORT_PATHS: dict[str, str] = {
     "membership_types": "/memberships/v2/tenant/{tenant}/export/membership-types",
     "recurring_services": "/memberships/v2/tenant/{tenant}/export/recurring-services",
     "recurring_service_events": "/memberships/v2/tenant/{tenant}/export/recurring-service-events",
+    # Issue 15: job notes (tenant-jpm-v2 ``export/job-notes``, ``Jpm.V2.ExportJobNotesResponse``:
+    # the note's id, ``active: false`` for a deleted one, ``jobId``). Customer and location notes
+    # have no export, only the per-parent lists (``list_customer_notes``, ``list_location_notes``).
+    "job_notes": "/jpm/v2/tenant/{tenant}/export/job-notes",
 }
 
 LIST_PATHS: dict[str, str] = {
@@ -144,6 +148,9 @@ READ_SCOPES: dict[str, str] = {
     "recurring_service_events": "Memberships: Recurring Service Events",
     "invoices": "Accounting: Invoices",
     "invoice_items": "Accounting: Invoice Items",
+    "job_notes": "Job Planning and Management: Jobs",
+    "customer_notes": "CRM: Customers",
+    "location_notes": "CRM: Locations",
 }
 """The read scope each export needs (seed 002, "The following Read scopes are required")."""
 

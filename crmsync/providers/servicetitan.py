@@ -26,26 +26,54 @@ query per link (``crmsync.compose``), so details never keep a stale name; refere
 rarely, and the query reads only the integration's mirrored roots. Child resources (assignments,
 canceled logs, invoices and their items, recurring services and events) start 90 days back like
 appointments.
+
+**Notes into the hub** (issue 15, seed 004; ``inbound_activities: {enabled: true}``, kind
+``note`` only). *Job notes* have an export (tenant-jpm-v2 ``export/job-notes``): stream
+``job_notes`` after the roots, read like the other exports from its ``continueFrom`` (first sync
+``first_sync_days`` back), edits as newer versions and deletions as ``active: false``; read only
+when the ``job`` model is. A job note names its job's opportunity (the export carries no
+customer), so it waits until the job is in the hub and is linked when it arrives.
+
+*Customer and location notes* have no export, only each parent's list (tenant-crm-v2
+``customers/{id}/notes``, ``locations/{id}/notes``). They are read for the customers and
+locations this sync touched: while a page of ``customers``, ``locations``, ``jobs`` or
+``memberships`` is mapped, the customers its records name (a customer record itself, the
+``customerId`` of a location, job or membership) and the locations (a location record, the
+``locationId`` of a job or membership) have their whole note list read, one request each, once
+per chunk (the chunk's earlier pages, in the overlay, were polled already), within the app's
+shared rate budget. A record counts only when its ``modifiedOn`` lies in the last
+``first_sync_days``, so a first sync, which reads every customer from the start, polls the
+customers of its 90 days, not the whole tenant. The notes ride on that page's batch and commit
+with its cursor, so a failed chunk repeats the polls and never skips them. Each list read is
+whole (``activity_sets``): a note gone from it is marked deleted. A quiet customer (nothing of
+theirs changed) is revisited by the rolling ``note_sweep`` stream: ``note_sweep_customers`` per
+sync (default 20) in turn through the mirrored customers, its cursor the last customer read, so
+a note added to a customer nobody touches arrives within ``N / note_sweep_customers`` syncs.
+With nothing changed and the sweep at 0, a sync costs no note request at all. A location note
+reaches the contact of its location's customer (the chunk's unmerged locations, else the
+mirror, one query per page, else the customer of the job naming it). crmsync's own notes carry
+their idempotency key and customer and location notes their id in the push ledger: never read
+back in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 import psycopg
 from pydantic import BaseModel
 
-from connectors.errors import ConnectorError, ForbiddenError
+from connectors.errors import ConnectorError, ForbiddenError, NotFoundError
 from connectors.servicetitan import (
     ServiceTitanClient,
     ServiceTitanCredentials,
     first_sync_from,
     missing_scope,
 )
-from crmsync import compose
+from crmsync import compose, db
 from crmsync.compose import Record
 from crmsync.merge import MergeBatch
 from crmsync.providers.base import (
@@ -65,7 +93,13 @@ from models.integrations.servicetitan import (
     ServiceTitanCredentialsModel,
     ServiceTitanSettings,
 )
-from models.mappings.servicetitan import Extras, map_job, map_membership
+from models.mappings.servicetitan import (
+    Extras,
+    map_crm_notes,
+    map_job,
+    map_job_notes,
+    map_membership,
+)
 from models.normalize import parse_timestamp
 from models.standard import MappedOpportunity, RejectedRecord
 
@@ -118,6 +152,11 @@ STREAM_ORDER: tuple[str, ...] = (
 FROM_THE_START = frozenset({"customers", "customer_contacts", "locations", *REFERENCE_STREAMS})
 """Streams a first sync reads from the beginning: a job of the last 90 days often belongs to an
 older customer and location, and points at reference data of any age."""
+
+JOB_NOTES = "job_notes"
+NOTE_SWEEP = "note_sweep"
+NOTE_TOUCHERS = ("customers", "locations", "jobs", "memberships")
+"""Streams whose records say a customer (and a location) changed: their notes are read."""
 
 _PUSH_CATEGORY: dict[str, tuple[str, str | None]] = {
     "outbound_campaign_message": (
@@ -192,12 +231,18 @@ class ServiceTitanProvider:
             out.append("jobs")
         if "membership" in s.opportunity_models:
             out.append("memberships")
+        if s.inbound_activities.wants("note"):
+            if "job" in s.opportunity_models:
+                out.append(JOB_NOTES)
+            if s.note_sweep_customers:
+                out.append(NOTE_SWEEP)
         return out
 
     def pages_independent(self, stream: str) -> bool:
         # Job/membership pages read only the related streams, which are complete by then;
         # related-stream pages re-compose mirrored jobs, which earlier pages may still change.
-        return stream in ("jobs", "memberships")
+        # Note pages only add activity rows of their own.
+        return stream in ("jobs", "memberships", JOB_NOTES, NOTE_SWEEP)
 
     def authenticate(self, ctx: IntegrationContext) -> datetime:
         return _client(ctx).authenticate()
@@ -208,6 +253,8 @@ class ServiceTitanProvider:
     def fetch_page(
         self, ctx: IntegrationContext, stream: str, cursor: StreamCursor, started_at: datetime
     ) -> FetchedPage:
+        if stream == NOTE_SWEEP:
+            return self._fetch_sweep(ctx, cursor)
         from_ = cursor.cursor
         if from_ is None and stream not in FROM_THE_START:
             from_ = first_sync_from(started_at, days=ctx.first_sync_days)
@@ -322,14 +369,145 @@ class ServiceTitanProvider:
         for raw, reason in page.invalid:
             payload = raw if isinstance(raw, dict) else {"value": raw}
             batch.rejects.append(RejectedRecord(page.stream, None, reason, payload))
-        compose.map_page(
-            record_graph(settings),
-            conn,
-            batch,
-            page.records,
-            overlay if overlay is not None else {},
-        )
+        if page.stream == JOB_NOTES:
+            batch.activities, rejects = map_job_notes(page.records, page.stream)
+            batch.rejects += rejects
+            return batch
+        if page.stream == NOTE_SWEEP:
+            for rec in page.records:
+                customer = str(rec["id"])
+                self._add_notes(batch, "customers", customer, customer, rec["notes"])
+            return batch
+        overlay = overlay if overlay is not None else {}
+        polled: tuple[dict[str, None], dict[str, str | None]] = ({}, {})
+        wants_notes = settings.inbound_activities.wants("note") and page.stream in NOTE_TOUCHERS
+        if wants_notes:
+            floor = datetime.now(UTC) - timedelta(days=ctx.first_sync_days)
+            polled = _touched(((r, recs.values()) for r, recs in overlay.items()), floor)
+            touched = _touched([(page.stream, page.records)], floor)
+        compose.map_page(record_graph(settings), conn, batch, page.records, overlay)
+        if wants_notes:
+            customers = [c for c in touched[0] if c not in polled[0]]
+            locations = {k: v for k, v in touched[1].items() if k not in polled[1]}
+            self._poll_notes(ctx, conn, batch, customers, locations, overlay)
         return batch
+
+    # -- inbound notes (issue 15) ----------------------------------------------------------------
+
+    def _poll_notes(
+        self,
+        ctx: IntegrationContext,
+        conn: psycopg.Connection[Any],
+        batch: MergeBatch,
+        customers: list[str],
+        locations: dict[str, str | None],
+        overlay: Overlay,
+    ) -> None:
+        """Read the whole note list of each touched customer and location into ``batch``.
+
+        A location's customer comes from the chunk's unmerged locations, else the mirror (one
+        query for the page), else the customer of the record that named the location."""
+        client = _client(ctx)
+        owners = {
+            lid: str(rec["customerId"])
+            for lid in locations
+            if (rec := overlay.get("locations", {}).get(lid)) and rec.get("customerId")
+        }
+        unknown = sorted(set(locations) - set(owners))
+        if unknown:
+            owners.update(
+                conn.execute(
+                    "SELECT external_id, customer_ref FROM crm_record WHERE tenant_id = %s "
+                    "AND integration_id = %s AND resource = 'locations' "
+                    "AND external_id = ANY(%s) AND customer_ref IS NOT NULL",
+                    (ctx.tenant_id, ctx.id, unknown),
+                ).fetchall()
+            )
+        for customer in customers:
+            notes = _read_notes(client.list_customer_notes, "customer_notes", customer)
+            if notes is not None:
+                self._add_notes(batch, "customers", customer, customer, notes)
+        for location, named_by in locations.items():
+            notes = _read_notes(client.list_location_notes, "location_notes", location)
+            if notes is not None:
+                owner = owners.get(location, named_by)
+                self._add_notes(batch, "locations", location, owner, notes)
+
+    def _add_notes(
+        self,
+        batch: MergeBatch,
+        parent: str,
+        parent_id: str,
+        customer: str | None,
+        notes: list[dict[str, Any]],
+    ) -> None:
+        """One parent's whole note list: its notes, and the parent as a complete set unless a
+        note was malformed (its stored version must not read as deleted)."""
+        acts, rejects = map_crm_notes(notes, parent, parent_id, customer, batch.stream)
+        batch.activities += acts
+        batch.rejects += rejects
+        if not rejects:
+            batch.activity_sets.append((f"{parent}:{parent_id}", "note"))
+
+    def _fetch_sweep(self, ctx: IntegrationContext, cursor: StreamCursor) -> FetchedPage:
+        """The next ``note_sweep_customers`` mirrored customers after the cursor (in id text
+        order, starting over at the end), each with its whole note list: one request each."""
+        size = self._settings(ctx).note_sweep_customers
+        after = cursor.cursor or ""
+        query = (
+            "SELECT external_id FROM crm_record WHERE tenant_id = %s AND integration_id = %s "
+            "AND resource = 'customers' AND external_id > %s ORDER BY external_id LIMIT %s"
+        )
+        with db.connect() as conn:
+            ids = [r[0] for r in conn.execute(query, (ctx.tenant_id, ctx.id, after, size))]
+            if len(ids) < size and after:
+                more = conn.execute(query, (ctx.tenant_id, ctx.id, "", size - len(ids)))
+                ids += [r[0] for r in more if r[0] <= after and r[0] not in ids]
+        client = _client(ctx)
+        records: list[dict[str, Any]] = []
+        for customer in ids:
+            notes = _read_notes(client.list_customer_notes, "customer_notes", customer)
+            if notes is not None:
+                records.append({"id": customer, "notes": notes})
+        return FetchedPage(NOTE_SWEEP, records, ids[-1] if ids else cursor.cursor, False)
+
+
+def _touched(
+    pages: Iterable[tuple[str, Iterable[Record]]], floor: datetime
+) -> tuple[dict[str, None], dict[str, str | None]]:
+    """(customers, locations → the customer of the record naming it) that records of
+    :data:`NOTE_TOUCHERS` modified since ``floor`` say changed."""
+    customers: dict[str, None] = {}
+    locations: dict[str, str | None] = {}
+    for stream, records in pages:
+        if stream not in NOTE_TOUCHERS:
+            continue
+        for rec in records:
+            try:
+                modified = _modified(rec)
+            except ValueError:
+                continue
+            if modified is None or modified < floor:
+                continue
+            customer = _id(rec) if stream == "customers" else _customer(rec)
+            if customer:
+                customers[customer] = None
+            location = _id(rec) if stream == "locations" else _ref(rec.get("locationId"))
+            if stream != "customers" and location and location != "0":
+                locations.setdefault(location, customer)
+    return customers, locations
+
+
+def _read_notes(
+    lister: Callable[[int], list[dict[str, Any]]], resource: str, parent: str
+) -> list[dict[str, Any]] | None:
+    """A parent's whole note list; None when ServiceTitan no longer knows the parent (404)."""
+    try:
+        return lister(int(parent))
+    except NotFoundError:
+        return None
+    except ForbiddenError as exc:
+        raise missing_scope(resource, exc) from None
 
 
 # -- the record graph (seed 002 "Selecting Object Resources") ------------------------------------

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from models.integrations.common import PlaceholderEmails
+from models.integrations.common import InboundActivities, PlaceholderEmails
+from models.mappings.servicetitan import ACTIVITY_KINDS
 
 NoteTarget = Literal["none", "job", "customer", "location"]
 OpportunityModel = Literal["job", "membership"]
@@ -88,6 +89,18 @@ class ServiceTitanSettings(BaseModel):
         "contacts) are always on",
     )
     placeholder_emails: PlaceholderEmails = Field(default_factory=list)
+    inbound_activities: InboundActivities = Field(
+        default_factory=InboundActivities,
+        description="Issue 15: job, customer and location notes into the hub (kind note); off "
+        "by default",
+    )
+    note_sweep_customers: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="Issue 15: customers whose notes are re-read each sync although nothing of "
+        "theirs changed, in turn, so a note on a quiet customer still arrives (0: none)",
+    )
     push_outgoing_campaign_messages: NoteTarget = "none"
     push_outgoing_campaign_messages_content: bool = False
     push_incoming_messages: NoteTarget = "none"
@@ -114,6 +127,21 @@ class ServiceTitanSettings(BaseModel):
         if "appointment_assignments" in v and "appointments" not in v:
             raise ValueError(ASSIGNMENTS_RULE)
         return list(dict.fromkeys(v))
+
+    @field_validator("inbound_activities")
+    @classmethod
+    def _st_kinds(cls, v: InboundActivities) -> InboundActivities:
+        """ServiceTitan holds notes only (job, customer and location notes; tenant-jpm-v2,
+        tenant-crm-v2): a tenants file naming another kind is told so rather than left reading
+        nothing (the default names every kind so that a CRM's own kinds are all read)."""
+        if "kinds" in v.model_fields_set:
+            foreign = sorted(set(v.kinds) - set(ACTIVITY_KINDS))
+            if foreign:
+                raise ValueError(
+                    f"ServiceTitan has no {', '.join(foreign)} activities; kinds may be "
+                    f"{', '.join(ACTIVITY_KINDS)}"
+                )
+        return v
 
     @field_validator("membership_resources")
     @classmethod

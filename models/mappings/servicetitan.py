@@ -40,9 +40,19 @@ from models.normalize import (
     sort_newest_first,
     split_name,
 )
-from models.standard import MappedOpportunity, MappingError
+from models.standard import InboundActivity, MappedOpportunity, MappingError, RejectedRecord
 
-__all__ = ["PLACEHOLDER_EMAIL_DETAIL", "Extras", "map_job", "map_membership"]
+__all__ = [
+    "ACTIVITY_KINDS",
+    "PLACEHOLDER_EMAIL_DETAIL",
+    "Extras",
+    "map_crm_notes",
+    "map_job",
+    "map_job_note",
+    "map_job_notes",
+    "map_membership",
+    "map_note",
+]
 
 #: Details key set to True when the opportunity's email is caught by the tenant's placeholder
 #: emails (seed 002, "Configure a filter for placeholder emails"). The email itself is kept; the
@@ -435,3 +445,108 @@ def _email_and_phone(contacts: Iterable[Record]) -> tuple[str | None, str | None
         if phone is not None:
             return email, phone
     return email, None
+
+
+# -- inbound notes (issue 15, seed 004 "Activity Sync") ------------------------------------------
+
+ACTIVITY_KINDS: tuple[str, ...] = ("note",)
+"""ServiceTitan's activities: job, customer and location notes (tenant-jpm-v2, tenant-crm-v2).
+It has no tasks, calls or emails an API exposes."""
+
+NOTE_PARENTS = {"jobs": "job", "customers": "customer", "locations": "location"}
+"""The record a note hangs under, as the ``<resource>`` of ``parent``, and its model's word."""
+
+
+def _note_id(value: object, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise MappingError(f"{where}: id is missing or not an integer: {value!r}")
+    text = str(value).strip()
+    if not text.isdigit():
+        raise MappingError(f"{where}: id is missing or not an integer: {value!r}")
+    return text
+
+
+def map_note(note: Record, parent: str, parent_id: str, customer_id: str | None) -> InboundActivity:
+    """One ServiceTitan note as an inbound activity.
+
+    ``parent`` is ``jobs``, ``customers`` or ``locations``. A job note names the job's
+    opportunity (``opportunity_ref=("job", jobId)``, what :func:`map_job` gives a job), which is
+    how it reaches the contact: the job-notes export carries no customer. A customer or location
+    note names the customer (``contact_ref``, what :func:`map_job` puts in
+    ``external_contact_id``). ``external_id`` is ServiceTitan's note id (the export's ``id`` for a
+    job note, the CRM ``NoteResponse`` ``id`` otherwise): for customer and location notes it is
+    also what the push ledger records for a note crmsync wrote, and every note crmsync writes
+    carries its idempotency key on its last line, so neither kind comes back in (no echo).
+    ``author`` is ``createdById`` (an employee or technician id; the API gives no name).
+    ``active: false`` (the job-notes export's deletion) marks it deleted.
+    """
+    kind = NOTE_PARENTS.get(parent)
+    if kind is None:
+        raise ValueError(f"unknown note parent {parent!r}; expected one of {sorted(NOTE_PARENTS)}")
+    where = f"{kind} note on {parent}:{parent_id}"
+    ident = _note_id(note.get("id"), where)
+    where = f"{kind} note {ident}"
+    text = note.get("text")
+    if text is not None and not isinstance(text, str):
+        raise MappingError(f"{where}: text is not a string: {text!r}")
+    created = _timestamp("note", ident, "createdOn", note.get("createdOn"))
+    modified = _timestamp("note", ident, "modifiedOn", note.get("modifiedOn"))
+    if modified is None:
+        raise MappingError(f"{where}: modifiedOn is missing")
+    author = note.get("createdById")
+    return InboundActivity(
+        kind="note",
+        external_id=ident,
+        parent=f"{parent}:{parent_id}",
+        contact_ref=customer_id,
+        opportunity_ref=("job", parent_id) if parent == "jobs" else None,
+        created_at=created,
+        modified_at=modified,
+        author=None if author is None else str(author),
+        subject=None,
+        body=text,
+        deleted=note.get("active") is False,
+        payload=dict(note),
+    )
+
+
+def map_job_note(note: Record) -> InboundActivity:
+    """A record of tenant-jpm-v2 ``export/job-notes`` (``Jpm.V2.ExportJobNotesResponse``)."""
+    job = note.get("jobId")
+    if isinstance(job, bool) or not isinstance(job, int | str) or not str(job).strip().isdigit():
+        raise MappingError(f"job note {note.get('id')!r}: jobId is missing: {job!r}")
+    return map_note(note, "jobs", str(job).strip(), None)
+
+
+def map_job_notes(
+    notes: Iterable[Record], stream: str
+) -> tuple[list[InboundActivity], list[RejectedRecord]]:
+    """A page of the job-notes export; a malformed note is rejected with the reason."""
+    out: list[InboundActivity] = []
+    rejects: list[RejectedRecord] = []
+    for note in notes:
+        try:
+            out.append(map_job_note(note))
+        except MappingError as exc:
+            rejects.append(RejectedRecord(stream, _raw_id(note), str(exc), dict(note)))
+    return out, rejects
+
+
+def map_crm_notes(
+    notes: Iterable[Record], parent: str, parent_id: str, customer_id: str | None, stream: str
+) -> tuple[list[InboundActivity], list[RejectedRecord]]:
+    """One customer's or location's whole note list (tenant-crm-v2 ``customers/{id}/notes``,
+    ``locations/{id}/notes``: ``Crm.V2.*NoteResponse``); a malformed note is rejected."""
+    out: list[InboundActivity] = []
+    rejects: list[RejectedRecord] = []
+    for note in notes:
+        try:
+            out.append(map_note(note, parent, parent_id, customer_id))
+        except MappingError as exc:
+            rejects.append(RejectedRecord(stream, _raw_id(note), str(exc), dict(note)))
+    return out, rejects
+
+
+def _raw_id(note: Record) -> str | None:
+    ident = note.get("id")
+    return None if ident is None else str(ident)
