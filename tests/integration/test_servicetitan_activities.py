@@ -191,15 +191,20 @@ def test_customer_and_location_notes_are_linked_to_the_customers_contact(emu: An
     assert activity(on_location)["opportunity_id"] is None
 
 
-def test_a_location_note_reaches_the_locations_customer_from_the_mirror(emu: Any) -> None:
+def test_a_location_note_reaches_the_locations_own_customer_from_the_mirror(emu: Any) -> None:
     _, integ = st(emu, job_resources=["zones"], **ON)  # zones mirror the locations
-    j = job(emu)
+    j, other = job(emu), job(emu, 5)
+    assert j["customerId"] != other["customerId"]
     pull(integ)
-    ident = note(emu, "location", j["locationId"], "Meter in the back")
-    touch(emu, "jobs", j["id"])  # only the job changes; the location comes from the mirror
+    ident = note(emu, "location", other["locationId"], "Meter in the back")
+    # Only a job of another customer naming that location changes: the location's customer
+    # comes from the mirror, not from the job.
+    emu.state.upsert_record(
+        ST, "jobs", {"customerId": j["customerId"], "locationId": other["locationId"]}
+    )
     pull(integ)
-    assert activity(ident)["contact_ref"] == str(j["customerId"])
-    assert activity(ident)["contact_id"] == hub_contact(j["customerId"])
+    assert activity(ident)["contact_ref"] == str(other["customerId"])
+    assert activity(ident)["contact_id"] == hub_contact(other["customerId"])
 
 
 # -- parent first ------------------------------------------------------------------------------------
