@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +42,7 @@ from bench.harness import (  # noqa: E402
     run_phase,
     wait_http,
 )
+from models.integrations.servicetitan import JobResource  # noqa: E402
 
 __all__ = ["admin_url", "free_port", "st_tenant_arg", "st_tenants_yaml", "wait_http"]
 
@@ -57,20 +59,7 @@ def st_tenant_arg(jobs: int, customers: int) -> str:
 
 SELECTORS: dict[str, list[str]] = {
     "today": ["appointments", "estimates"],
-    "full": [
-        "appointments",
-        "appointment_assignments",
-        "estimates",
-        "cancel_reasons",
-        "tag_types",
-        "campaigns",
-        "zones",
-        "employees",
-        "technicians",
-        "invoices",
-        "business_units",
-        "job_types",
-    ],
+    "full": list(get_args(JobResource)),
 }
 
 

@@ -164,10 +164,11 @@ SCOPE_STEPS = (
 
 
 def missing_scope(resource: str, exc: ForbiddenError) -> ForbiddenError:
-    """A 403 on an export, told as what the operator must do about it."""
+    """A 403 on an export or a reference list, told as what the operator must do about it."""
     scope = READ_SCOPES.get(resource, "the read scope of this resource")
+    verb = "list" if resource in LIST_PATHS else "export"
     return ForbiddenError(
-        f"ServiceTitan refused to export {resource} (HTTP 403): the app lacks the read scope "
+        f"ServiceTitan refused to {verb} {resource} (HTTP 403): the app lacks the read scope "
         f"'{scope}'; {SCOPE_STEPS}. The other resources keep syncing.",
         provider=PROVIDER,
         status_code=403,

@@ -302,3 +302,18 @@ def calls(emu: Any, method: str, path: str) -> int:
 
 def token_requests(emu: Any) -> int:
     return sum(1 for r in emu.state.requests if r.path == "/connect/token")
+
+
+@pytest.mark.parametrize(
+    ("resource", "verb", "scope"),
+    [("estimates", "export", "Sales & Estimates: Estimates"), ("zones", "list", "Dispatch: Zones")],
+)
+def test_a_missing_scope_says_whether_the_export_or_the_list_was_refused(
+    resource: str, verb: str, scope: str
+) -> None:
+    from connectors.servicetitan import missing_scope
+
+    refused = ForbiddenError("403", provider="servicetitan", status_code=403, method="GET")
+    message = str(missing_scope(resource, refused))
+    assert f"ServiceTitan refused to {verb} {resource} (HTTP 403)" in message
+    assert scope in message

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -20,30 +20,8 @@ from tests.factories import make_integration, make_tenant
 pytestmark = [pytest.mark.usefixtures("clean_db", "prefect_api"), pytest.mark.slow]
 APP_KEY = "ak1.selector"
 ST_ID = 301
-ALL_JOB: list[JobResource] = [
-    "appointments",
-    "appointment_assignments",
-    "estimates",
-    "cancel_reasons",
-    "tag_types",
-    "campaigns",
-    "zones",
-    "employees",
-    "technicians",
-    "invoices",
-    "business_units",
-    "job_types",
-]
-ALL_MEMBERSHIP: list[MembershipResource] = [
-    "membership_types",
-    "recurring_services",
-    "recurring_service_events",
-    "employees",
-    "technicians",
-    "zones",
-    "tag_types",
-    "business_units",
-]
+ALL_JOB: list[JobResource] = list(get_args(JobResource))
+ALL_MEMBERSHIP: list[MembershipResource] = list(get_args(MembershipResource))
 
 
 @pytest.fixture(scope="module")
