@@ -232,9 +232,9 @@ class ServiceTitanProvider:
         if "membership" in s.opportunity_models:
             out.append("memberships")
         if s.inbound_activities.wants("note"):
-            if "job" in s.opportunity_models:
+            if "job" in s.opportunity_models and "job" in s.note_sources:
                 out.append(JOB_NOTES)
-            if s.note_sweep_customers:
+            if s.note_sweep_customers and "customer" in s.note_sources:
                 out.append(NOTE_SWEEP)
         return out
 
@@ -380,15 +380,22 @@ class ServiceTitanProvider:
             return batch
         overlay = overlay if overlay is not None else {}
         polled: tuple[dict[str, None], dict[str, str | None]] = ({}, {})
-        wants_notes = settings.inbound_activities.wants("note") and page.stream in NOTE_TOUCHERS
+        sources = settings.note_sources
+        wants_notes = (
+            settings.inbound_activities.wants("note")
+            and page.stream in NOTE_TOUCHERS
+            and ("customer" in sources or "location" in sources)
+        )
         if wants_notes:
             floor = datetime.now(UTC) - timedelta(days=ctx.first_sync_days)
             polled = _touched(((r, recs.values()) for r, recs in overlay.items()), floor)
             touched = _touched([(page.stream, page.records)], floor)
         compose.map_page(record_graph(settings), conn, batch, page.records, overlay)
         if wants_notes:
-            customers = [c for c in touched[0] if c not in polled[0]]
-            locations = {k: v for k, v in touched[1].items() if k not in polled[1]}
+            customers = [c for c in touched[0] if c not in polled[0] and "customer" in sources]
+            locations = {
+                k: v for k, v in touched[1].items() if k not in polled[1] and "location" in sources
+            }
             self._poll_notes(ctx, conn, batch, customers, locations, overlay)
         return batch
 

@@ -19,6 +19,7 @@ trimmed and lower-cased once, when the settings are read."""
 
 
 ActivityKind = Literal["note", "task", "call", "email"]
+ACTIVITY_KINDS: tuple[ActivityKind, ...] = ("note", "task", "call", "email")
 
 
 class InboundActivities(BaseModel):
@@ -39,3 +40,17 @@ class InboundActivities(BaseModel):
 
     def wants(self, kind: str) -> bool:
         return self.enabled and kind in self.kinds
+
+
+def own_kinds(v: InboundActivities, own: tuple[str, ...], crm: str) -> InboundActivities:
+    """``v`` with ``kinds`` narrowed to the kinds ``crm`` has: the default (every kind) becomes
+    ``own``, so stored settings name what is really read and read back unchanged; a kind the
+    CRM does not have, named in a tenants file, is refused with the kinds it may be."""
+    if set(v.kinds) >= set(ACTIVITY_KINDS):
+        return v.model_copy(update={"kinds": list(own)})
+    foreign = sorted(set(v.kinds) - set(own))
+    if foreign:
+        raise ValueError(
+            f"{crm} has no {', '.join(foreign)} activities; kinds may be {', '.join(own)}"
+        )
+    return v

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.leadperfection import DEFAULT_TIMEZONE
-from models.integrations.common import InboundActivities, PlaceholderEmails
+from models.integrations.common import InboundActivities, PlaceholderEmails, own_kinds
 from models.mappings.leadperfection import ACTIVITY_KINDS
 
 
@@ -55,6 +55,7 @@ class LeadPerfectionSettings(BaseModel):
     page_size: int = Field(default=500, ge=1, le=5000, description="GetLead PageSize")
     inbound_activities: InboundActivities = Field(
         default_factory=InboundActivities,
+        validate_default=True,
         description="Prospect, lead and job notes and call history into the hub (issue 15); "
         "LP has kinds note and call, read from the GetLead pages the sync reads anyway",
     )
@@ -77,14 +78,7 @@ class LeadPerfectionSettings(BaseModel):
         """LP holds notes and call history only (crm-apis.md §2.5): a tenants file that names
         another kind is told so rather than left reading nothing (the default names every kind
         so that a CRM's own kinds are all read)."""
-        if "kinds" in v.model_fields_set:
-            foreign = sorted(set(v.kinds) - set(ACTIVITY_KINDS))
-            if foreign:
-                raise ValueError(
-                    f"LeadPerfection has no {', '.join(foreign)} activities; kinds may be "
-                    f"{', '.join(ACTIVITY_KINDS)}"
-                )
-        return v
+        return own_kinds(v, ACTIVITY_KINDS, "LeadPerfection")
 
     @field_validator("timezone")
     @classmethod

@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from models.integrations.common import InboundActivities, PlaceholderEmails
+from models.integrations.common import InboundActivities, PlaceholderEmails, own_kinds
 from models.mappings.servicetitan import ACTIVITY_KINDS
 
 NoteTarget = Literal["none", "job", "customer", "location"]
+NoteSource = Literal["job", "customer", "location"]
 OpportunityModel = Literal["job", "membership"]
 JobResource = Literal[
     "appointments",
@@ -91,8 +92,16 @@ class ServiceTitanSettings(BaseModel):
     placeholder_emails: PlaceholderEmails = Field(default_factory=list)
     inbound_activities: InboundActivities = Field(
         default_factory=InboundActivities,
+        validate_default=True,
         description="Issue 15: job, customer and location notes into the hub (kind note); off "
         "by default",
+    )
+    note_sources: list[NoteSource] = Field(
+        default_factory=lambda: list[NoteSource](["job", "customer", "location"]),
+        min_length=1,
+        description="Issue 15: which notes are read. Job notes come from an export (cheap); "
+        "customer and location notes have no export, so each customer or location a sync "
+        "touches costs one request — on a first sync, every customer changed in the window",
     )
     note_sweep_customers: int = Field(
         default=20,
@@ -134,14 +143,7 @@ class ServiceTitanSettings(BaseModel):
         """ServiceTitan holds notes only (job, customer and location notes; tenant-jpm-v2,
         tenant-crm-v2): a tenants file naming another kind is told so rather than left reading
         nothing (the default names every kind so that a CRM's own kinds are all read)."""
-        if "kinds" in v.model_fields_set:
-            foreign = sorted(set(v.kinds) - set(ACTIVITY_KINDS))
-            if foreign:
-                raise ValueError(
-                    f"ServiceTitan has no {', '.join(foreign)} activities; kinds may be "
-                    f"{', '.join(ACTIVITY_KINDS)}"
-                )
-        return v
+        return own_kinds(v, ACTIVITY_KINDS, "ServiceTitan")
 
     @field_validator("membership_resources")
     @classmethod

@@ -4,7 +4,8 @@
         --tenant 1234:cid.acme:cs1.acme:ak1.demo:jobs=500,customers=300,memberships=50,seed=7
 
 `--tenant` (repeatable) is `TENANT_ID:CLIENT_ID:CLIENT_SECRET:APP_KEY[:key=value,...]` with keys
-`customers`, `jobs`, `memberships`, `seed` (several `:key=value` segments are accepted too).
+`customers`, `jobs`, `memberships`, `seed`, `job_notes` (several `:key=value` segments are
+accepted too).
 Without `--tenant`, one demo tenant is served. Control endpoints live under `/__emulator/...`.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from .data import TenantSpec
 from .server import start_emulator
 
-_COUNT_KEYS = ("customers", "jobs", "memberships", "seed")
+_COUNT_KEYS = ("customers", "jobs", "memberships", "seed", "job_notes")
 
 
 def parse_tenant(text: str) -> TenantSpec:

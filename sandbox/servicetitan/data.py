@@ -207,6 +207,9 @@ class TenantSpec:
     jobs: int = 60
     memberships: int = 20
     seed: int = 1
+    job_notes: int = 0
+    """Notes written on the jobs before crmsync connected (round-robin over the jobs, each
+    stamped after its job's last change): the history an inbound-notes first sync reads."""
 
 
 def to_wire(

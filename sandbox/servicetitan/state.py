@@ -162,6 +162,15 @@ class Tenant:
         self.notes: dict[tuple[str, int], list[Note]] = {}
         self.next_note_id = ID_BASE["notes"] + 1
         self.notes_max_mod = 0
+        jobs = generated["jobs"]
+        for i in range(spec.job_notes if jobs else 0):
+            job = jobs[i % len(jobs)]
+            stamp = min(int(job["modifiedOn"]) + 60_000 * (1 + i // len(jobs)), start_ms - 1)
+            note = Note(
+                self.next_note_id, "job", int(job["id"]), f"CSR note {i}", False, stamp, stamp
+            )
+            self.notes.setdefault(("job", note.parent_id), []).append(note)
+            self.next_note_id += 1
 
 
 def _note_kind(kind: str) -> str:

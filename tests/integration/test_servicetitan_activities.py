@@ -326,6 +326,21 @@ def test_job_notes_are_read_only_when_the_job_model_is(emu: Any) -> None:
     assert not [p for p in note_requests(emu) if "job-notes" in p or "/jobs/" in p]
 
 
+def test_note_sources_job_only_reads_the_export_and_polls_no_customer_or_location(
+    emu: Any,
+) -> None:
+    """Customer and location notes have no export: a tenant can keep to job notes and spare its
+    rate budget the request per touched customer."""
+    _, integ = st(emu, **{**ON, "note_sources": ["job"]})
+    j = job(emu)
+    n = note(emu, "job", j["id"])
+    note(emu, "customer", j["customerId"])
+    assert "note_sweep" not in sync.streams(integ)
+    pull(integ)
+    assert [p for p in note_requests(emu) if "job-notes" not in p] == []
+    assert rows("SELECT external_id FROM crm_activity") == [(str(n),)]
+
+
 def test_kinds_other_than_note_are_refused_with_a_clear_message() -> None:
     from pydantic import ValidationError
 

@@ -535,8 +535,8 @@ def test_export_resources_map_to_the_vendor_paths(
 
 
 def test_unknown_export_resource_is_a_value_error(client: ServiceTitanClient) -> None:
-    with pytest.raises(ValueError, match="unknown ServiceTitan export 'invoices'"):
-        client.export_page("invoices", None)
+    with pytest.raises(ValueError, match="unknown ServiceTitan export 'warranties'"):
+        client.export_page("warranties", None)
 
 
 @pytest.mark.parametrize(

@@ -431,7 +431,7 @@ def test_integration_settings_have_the_seeds_names_and_defaults() -> None:
         "page_size": 500,
         "real_time": False,  # seed 003: background delivery by default
         "real_time_timeout_seconds": 5.0,
-        "inbound_activities": {"enabled": False, "kinds": ["note", "task", "call", "email"]},
+        "inbound_activities": {"enabled": False, "kinds": ["note", "call"]},
     }
     assert LeadPerfectionSettings(placeholder_emails=[" None@None.com "]).placeholder_emails == [
         "none@none.com"
