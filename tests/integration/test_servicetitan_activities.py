@@ -378,6 +378,21 @@ def test_an_idle_round_with_inbound_on_costs_no_notes_request(emu: Any) -> None:
     assert total(counts).activities == 0
 
 
+def test_a_first_sync_polls_only_customers_changed_in_the_window_not_the_whole_tenant() -> None:
+    """The customers feed is read from its start (a job of the window often belongs to an
+    older customer), but only customers changed in the last first_sync_days have their notes
+    read: a tenant's history would otherwise cost a request per customer it ever had."""
+    old_start = datetime.now(UTC) - timedelta(days=120)
+    with run_emulator([SPEC], port=0, export_page_size=50, start_time=old_start) as old:
+        st_provider._clients.clear()
+        DEFAULT_TOKEN_CACHE.clear()
+        _, integ = st(old, **ON)
+        counts = pull(integ)
+        assert counts["customers"].fetched > 0, "the whole customers feed was read"
+        assert [p for p in note_requests(old) if "/customers/" in p] == []
+        assert [p for p in note_requests(old) if "/locations/" in p] == []
+
+
 def test_each_touched_customer_costs_one_notes_request_per_round(emu: Any) -> None:
     _, integ = st(emu, **ON)
     j, other = job(emu), job(emu, 5)
