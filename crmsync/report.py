@@ -46,6 +46,7 @@ _PULL = {
     "CRM activities waiting": "activities_waiting",
     "own pushes read back": "echoes",
 }
+ACTIVITY_COLUMNS = ("CRM activities stored", "CRM activities waiting", "own pushes read back")
 _PUSH = {"pushes delivered": "delivered", "pushes deferred": "deferred", "pushes failed": "failed"}
 REJECTS_SHOWN = 50
 
@@ -82,9 +83,21 @@ def _all_rows(
 
 def run_table(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[dict[str, Any]]:
     """The run's rows worth reading: streams with nothing new are left out (see
-    :func:`quiet_streams`), unless nothing else is left."""
+    :func:`quiet_streams`), unless nothing else is left; the CRM-activity columns only when a
+    row has a figure in them (inbound activities are off unless a tenant turns them on, and the
+    table already scrolls sideways). Every row has the same columns: :func:`table_columns`."""
     rows = list(_all_rows(counts, errors).values())
-    return [row for row in rows if not _quiet(row)] or rows[:1]
+    shown = [row for row in rows if not _quiet(row)] or rows[:1]
+    if all(row[c] in (0, "") for row in shown for c in ACTIVITY_COLUMNS):
+        for row in shown:
+            for c in ACTIVITY_COLUMNS:
+                del row[c]
+    return shown
+
+
+def table_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns of a :func:`run_table`, in :data:`COLUMNS` order."""
+    return tuple(c for c in COLUMNS if not rows or c in rows[0])
 
 
 def quiet_streams(counts: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[str]:

@@ -145,13 +145,9 @@ def print_run(run: overview.Run, records: int) -> None:
     )
     if run.flow_run_id:
         console.print(f"Prefect flow run: {run.flow_run_id}", highlight=False)
-    show(
-        table(
-            "Counts",
-            report.COLUMNS,
-            ([row[c] for c in report.COLUMNS] for row in report.run_table(run.counts, run.errors)),
-        )
-    )
+    counts = report.run_table(run.counts, run.errors)
+    columns = report.table_columns(counts)
+    show(table("Counts", columns, ([row[c] for c in columns] for row in counts)))
     show(
         table(
             "Records",

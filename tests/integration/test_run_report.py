@@ -76,12 +76,24 @@ def test_every_row_of_the_run_table_has_every_column_and_the_push_and_error_rows
         },
         {"st-main:jobs": "RuntimeError: boom", "lp-main": "AuthError: bad password"},
     )
-    assert [tuple(r) for r in rows] == [report.COLUMNS] * 4
+    without_activities = tuple(c for c in report.COLUMNS if c not in report.ACTIVITY_COLUMNS)
+    assert [tuple(r) for r in rows] == [without_activities] * 4
     by_stream = {(r["integration"], r["stream"]): r for r in rows}
     assert by_stream[("st-main", "jobs")]["error"] == "RuntimeError: boom"
     assert by_stream[("st-main", "jobs")]["opportunities created"] == 4
     assert by_stream[("(all)", "push-activity")]["pushes deferred"] == 1
     assert by_stream[("lp-main", "(sign-in)")]["error"] == "AuthError: bad password"
+
+
+def test_the_activity_columns_show_only_when_a_row_has_activity_figures() -> None:
+    quiet = report.run_table({"st:jobs": {"fetched": 5, "created": 5}}, {})
+    assert "CRM activities stored" not in quiet[0]
+    busy = report.run_table(
+        {"st:jobs": {"fetched": 5, "created": 5}, "st:job_notes": {"fetched": 2, "activities": 2}},
+        {},
+    )
+    assert [tuple(r) for r in busy] == [report.COLUMNS] * 2
+    assert {r["stream"]: r["CRM activities stored"] for r in busy} == {"jobs": 0, "job_notes": 2}
 
 
 def test_a_run_that_rejected_records_says_so_in_its_state_log_and_artifacts(
