@@ -605,7 +605,10 @@ class _Activities:
     ) -> None:
         if not isinstance(items, list):
             return  # not sent: nothing is known, nothing is marked deleted
-        self.sets.append((parent, "note"))
+        if all(isinstance(item, dict | str) for item in items):
+            # Whole and readable: a stored note missing from it was deleted. A list with a
+            # malformed item marks nothing: that item's stored version must not read as deleted.
+            self.sets.append((parent, "note"))
         seen: Counter[str] = Counter()
         for index, item in enumerate(items):
             if not isinstance(item, dict | str):
@@ -636,8 +639,11 @@ class _Activities:
         if not isinstance(items, list):
             return
         parent = f"prospects:{cst_id}"
-        self.sets.append((parent, "call"))
-        for index, (item, ident) in enumerate(zip(items, call_log_ids(cst_id, items), strict=True)):
+        ids = call_log_ids(cst_id, items)
+        pairs = list(zip(items, ids, strict=True))
+        if all(isinstance(item, dict) and ident is not None for item, ident in pairs):
+            self.sets.append((parent, "call"))
+        for index, (item, ident) in enumerate(pairs):
             if not isinstance(item, dict) or ident is None:
                 self._reject(f"{parent}:calls[{index}]", "call is not an object", item)
                 continue

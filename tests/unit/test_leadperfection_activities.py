@@ -196,3 +196,12 @@ def test_an_item_that_is_no_note_or_call_is_rejected_with_a_reason_not_raised() 
         "prospects:100001:calls[0]",
         "prospects:100001:notes[0]",
     ]
+
+
+def test_a_list_with_a_malformed_item_marks_nothing_deleted() -> None:
+    """The malformed item may be a note stored earlier in a readable form: taking the list as
+    whole would mark that note deleted for a fault in LP's answer."""
+    _, sets, rejects = mapped(prospect(notes=[42, note("ok")], calls=["x"], leads=[]))
+    assert len(rejects) == 2
+    assert ("prospects:100001", "note") not in sets
+    assert ("prospects:100001", "call") not in sets
