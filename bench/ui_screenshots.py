@@ -13,7 +13,8 @@ operator's day with four tenants:
 - ``birch-windows`` (B): LeadPerfection, whose seed holds prospects without a lead (rejected);
 - ``cedar-plumbing`` (C): ServiceTitan ``st-main`` (onboarded like A, with messages to push), then
   ``st-east`` added with a wrong client secret and ``lp-main`` (the LeadPerfection client of B)
-  added, so C's round run has pushes, rejections and a failed integration in one table;
+  added, reading LeadPerfection's notes and call history in (issue 15), so C's round run has
+  pushes, rejections, CRM activities and a failed integration in one table;
 - ``delta-roofing`` (D): one plain ServiceTitan integration.
 
 Every schedule is paused while it sets the scene. ``sync-all-tenants`` runs as a deployment run
@@ -399,7 +400,10 @@ def tenants_yaml(crms: Crms, stage: str) -> str:
     if stage != "onboarding":
         wrong = "cs1.wrong-secret" if stage == "broken" else None
         lines += st("st-east", "cedar-east", "{opportunity_models: [job]}", wrong)
-        lines += lp("{timezone: America/New_York, push_communications: false}")
+        lines += lp(
+            "{timezone: America/New_York, push_communications: false, "
+            "inbound_activities: {enabled: true}}"
+        )
     lines += [f"  - slug: {D}", "    name: Delta Roofing", "    integrations:"]
     lines += st("st-main", "delta", "{opportunity_models: [job]}")
     return "\n".join(lines) + "\n"

@@ -228,12 +228,20 @@ async def _publish(
     """The run's artifacts: the table every run has, and the rejected records when the run
     rejected some for the first time. Returns how many it rejected for the first time."""
     quiet = report.quiet_streams(counts, errors)
+    table = report.run_table(counts, errors)
+    activities = report.ACTIVITY_COLUMNS[0] in report.table_columns(table)
     await acreate_table_artifact(
         key=f"sync-{slug}"[:100],
-        table=report.run_table(counts, errors),
+        table=table,
         description=f"Tenant {slug}: sync run {run_id} {_STATUS_WORDS.get(status, status)}. "
         "Fetched and rejected count CRM records; created, updated and unchanged count hub "
         "opportunities (a LeadPerfection prospect carries one per lead)."
+        + (
+            " CRM activities are notes, tasks, calls and emails read in; waiting ones hang "
+            "under a record not in the hub yet; own pushes read back were not stored."
+            if activities
+            else ""
+        )
         + (f" Nothing new on {', '.join(quiet)}." if quiet else ""),
     )
     new = await asyncio.to_thread(report.new_rejections, run_id)
