@@ -430,6 +430,20 @@ def decode_from(value: str) -> int:
     return order_key(parse_timestamp(value), 0) - 1
 
 
+def _export_params(params: Params) -> tuple[bool, int]:
+    """An export call's ``includeRecentChanges`` and the position its ``from`` names (an invalid
+    ``from`` is recorded in ``params.errors``)."""
+    include_recent = params.boolean("includeRecentChanges") or False
+    raw_from = params.raw("from")
+    if raw_from is None:
+        return include_recent, BEFORE_EVERYTHING
+    try:
+        return include_recent, decode_from(raw_from)
+    except ValueError:
+        params._invalid("from", raw_from)
+        return include_recent, BEFORE_EVERYTHING
+
+
 def export_endpoint(resource: str) -> Handler:
     """`{hasMore, continueFrom, data}` in `(modifiedOn, id)` order (crm-apis.md §1.5, §5.1).
 
@@ -444,14 +458,7 @@ def export_endpoint(resource: str) -> Handler:
     async def endpoint(request: Request) -> Response:
         state: EmulatorState = request.app.state.emulator
         params = Params(request)
-        include_recent = params.boolean("includeRecentChanges") or False
-        position = BEFORE_EVERYTHING
-        raw_from = params.raw("from")
-        if raw_from is not None:
-            try:
-                position = decode_from(raw_from)
-            except ValueError:
-                params._invalid("from", raw_from)
+        include_recent, position = _export_params(params)
         if params.errors:
             return validation_error(params.errors)
         with state.lock:
@@ -477,14 +484,7 @@ async def export_job_notes(request: Request) -> Response:
     ``continueFrom`` as the record exports."""
     state: EmulatorState = request.app.state.emulator
     params = Params(request)
-    include_recent = params.boolean("includeRecentChanges") or False
-    position = BEFORE_EVERYTHING
-    raw_from = params.raw("from")
-    if raw_from is not None:
-        try:
-            position = decode_from(raw_from)
-        except ValueError:
-            params._invalid("from", raw_from)
+    include_recent, position = _export_params(params)
     if params.errors:
         return validation_error(params.errors)
     notes, has_more = state.job_notes_after(
