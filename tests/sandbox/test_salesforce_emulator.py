@@ -721,6 +721,11 @@ def test_timeout_after_store_keeps_the_record_the_client_never_heard_about(
             timeout=0.3,
         )
 
+    # The client gave up after 0.3 s; on a loaded machine the emulator may store the record a
+    # moment after that (the request was sent whole), so wait for it rather than race it.
+    deadline = time.monotonic() + 10
+    while not emu.state.get_records(ORG, "Note") and time.monotonic() < deadline:
+        time.sleep(0.05)
     [note] = emu.state.get_records(ORG, "Note")
     assert note["Title"] == "ambiguous"
     found = records(client, auth, f"SELECT Id FROM Note WHERE ParentId = '{contact}'")
