@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from models.normalize import normalize_email
 
@@ -42,15 +42,48 @@ class InboundActivities(BaseModel):
         return self.enabled and kind in self.kinds
 
 
-def own_kinds(v: InboundActivities, own: tuple[str, ...], crm: str) -> InboundActivities:
-    """``v`` with ``kinds`` narrowed to the kinds ``crm`` has: the default (every kind) becomes
-    ``own``, so stored settings name what is really read and read back unchanged; a kind the
-    CRM does not have, named in a tenants file, is refused with the kinds it may be."""
-    if set(v.kinds) >= set(ACTIVITY_KINDS):
-        return v.model_copy(update={"kinds": list(own)})
-    foreign = sorted(set(v.kinds) - set(own))
-    if foreign:
-        raise ValueError(
-            f"{crm} has no {', '.join(foreign)} activities; kinds may be {', '.join(own)}"
-        )
-    return v
+class IntegrationSettings(BaseModel):
+    """The settings every CRM's integration has; each CRM's settings model adds its own.
+
+    ``crm`` names the CRM in messages and ``activity_kinds`` the kinds of activity it has: the
+    default ``inbound_activities.kinds`` (every kind) is narrowed to them, so stored settings
+    name what is really read and read back unchanged, and a kind the CRM does not have, named
+    in a tenants file, is refused with the kinds it may be.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    crm: ClassVar[str]
+    activity_kinds: ClassVar[tuple[str, ...]] = ACTIVITY_KINDS
+
+    placeholder_emails: PlaceholderEmails = Field(default_factory=list)
+    inbound_activities: InboundActivities = Field(
+        default_factory=InboundActivities,
+        validate_default=True,
+        description="Issue 15: activities made in the CRM (of the kinds it has) read into the "
+        "hub; off by default",
+    )
+    # Seed 003 points 1-2: background delivery by default; real time on request.
+    real_time: bool = Field(
+        default=False,
+        description="Deliver a push before record_activity returns (seed 003 'Real-Time')",
+    )
+    real_time_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long record_activity waits for a real-time push; a slower CRM call "
+        "completes in the background, a failed one is retried from the outbox",
+    )
+
+    @field_validator("inbound_activities")
+    @classmethod
+    def _own_kinds(cls, v: InboundActivities) -> InboundActivities:
+        own = cls.activity_kinds
+        if set(v.kinds) >= set(ACTIVITY_KINDS):
+            return v.model_copy(update={"kinds": list(own)})
+        foreign = sorted(set(v.kinds) - set(own))
+        if foreign:
+            raise ValueError(
+                f"{cls.crm} has no {', '.join(foreign)} activities; kinds may be {', '.join(own)}"
+            )
+        return v

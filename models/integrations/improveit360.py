@@ -7,7 +7,7 @@ provider (``crmsync.providers.improveit360``) only reads them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -17,7 +17,7 @@ from connectors.salesforce import (
     normalize_api_version,
     soql_identifier,
 )
-from models.integrations.common import InboundActivities, PlaceholderEmails
+from models.integrations.common import IntegrationSettings
 from models.mappings.improveit360 import FieldPaths
 
 PushLocation = Literal["contact_note", "opportunity_task"]
@@ -149,21 +149,15 @@ class Improveit360StandardFields(BaseModel):
         )
 
 
-class Improveit360Settings(BaseModel):
+class Improveit360Settings(IntegrationSettings):
     """Integration options: seed 000's (objects, project activities, push events and where they
     go) plus what a real org needs to be matched without code changes."""
 
-    model_config = ConfigDict(extra="forbid")
+    crm: ClassVar[str] = "improveit360"
     objects: Improveit360Objects = Field(default_factory=Improveit360Objects)
     standard_fields: Improveit360StandardFields = Field(default_factory=Improveit360StandardFields)
     sync_project_activities: bool = Field(
         default=False, description="Seed 000: Project (and optionally Project Activities)"
-    )
-    placeholder_emails: PlaceholderEmails = Field(default_factory=list)
-    inbound_activities: InboundActivities = Field(
-        default_factory=InboundActivities,
-        description="Issue 15: Notes (note) and Tasks (task, call, email by TaskSubtype) read "
-        "into the hub; off by default",
     )
     api_version: str = Field(default=DEFAULT_API_VERSION, description="REST API version, e.g. 60.0")
     overlap_seconds: int = Field(default=300, ge=0, le=86_400)
@@ -185,18 +179,6 @@ class Improveit360Settings(BaseModel):
     campaign_events: list[CampaignEvent] = Field(
         default_factory=lambda: list(ALL_CAMPAIGN_EVENTS),
         description="Seed 000: the campaign events that are pushed",
-    )
-    # Seed 003 points 1-2: background delivery by default; real time on request.
-    real_time: bool = Field(
-        default=False,
-        description="Deliver a push before record_activity returns (seed 003 'Real-Time')",
-    )
-    real_time_timeout_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        le=60,
-        description="How long record_activity waits for a real-time push; a slower CRM call "
-        "completes in the background, a failed one is retried from the outbox",
     )
 
     @field_validator("api_version")

@@ -6,11 +6,11 @@ before anything is stored; the provider (``crmsync.providers.servicetitan``) onl
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from models.integrations.common import InboundActivities, PlaceholderEmails, own_kinds
+from models.integrations.common import IntegrationSettings
 from models.mappings.servicetitan import ACTIVITY_KINDS
 
 NoteTarget = Literal["none", "job", "customer", "location"]
@@ -73,10 +73,11 @@ class ServiceTitanCredentialsModel(BaseModel):
         return str(v) if isinstance(v, int) else v
 
 
-class ServiceTitanSettings(BaseModel):
+class ServiceTitanSettings(IntegrationSettings):
     """Integration options of seed 002 ("Configuration Options"), with the seed's defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    crm: ClassVar[str] = "ServiceTitan"
+    activity_kinds: ClassVar[tuple[str, ...]] = ACTIVITY_KINDS
     opportunity_models: list[OpportunityModel] = Field(
         default_factory=lambda: list[OpportunityModel](["job"]), min_length=1
     )
@@ -88,13 +89,6 @@ class ServiceTitanSettings(BaseModel):
         default_factory=lambda: list(DEFAULT_MEMBERSHIP_RESOURCES),
         description="optional Membership resources; required ones (membership, customer, "
         "contacts) are always on",
-    )
-    placeholder_emails: PlaceholderEmails = Field(default_factory=list)
-    inbound_activities: InboundActivities = Field(
-        default_factory=InboundActivities,
-        validate_default=True,
-        description="Issue 15: job, customer and location notes into the hub (kind note); off "
-        "by default",
     )
     note_sources: list[NoteSource] = Field(
         default_factory=lambda: list[NoteSource](["job", "customer", "location"]),
@@ -117,18 +111,6 @@ class ServiceTitanSettings(BaseModel):
     push_outgoing_manual_messages: NoteTarget = "none"
     push_outgoing_manual_messages_content: bool = False
     push_campaign_events: NoteTarget = "none"
-    # Seed 003 points 1-2: background delivery by default; real time on request.
-    real_time: bool = Field(
-        default=False,
-        description="Deliver a push before record_activity returns (seed 003 'Real-Time')",
-    )
-    real_time_timeout_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        le=60,
-        description="How long record_activity waits for a real-time push; a slower CRM call "
-        "completes in the background, a failed one is retried from the outbox",
-    )
 
     @field_validator("job_resources")
     @classmethod
@@ -136,14 +118,6 @@ class ServiceTitanSettings(BaseModel):
         if "appointment_assignments" in v and "appointments" not in v:
             raise ValueError(ASSIGNMENTS_RULE)
         return list(dict.fromkeys(v))
-
-    @field_validator("inbound_activities")
-    @classmethod
-    def _st_kinds(cls, v: InboundActivities) -> InboundActivities:
-        """ServiceTitan holds notes only (job, customer and location notes; tenant-jpm-v2,
-        tenant-crm-v2): a tenants file naming another kind is told so rather than left reading
-        nothing (the default names every kind so that a CRM's own kinds are all read)."""
-        return own_kinds(v, ACTIVITY_KINDS, "ServiceTitan")
 
     @field_validator("membership_resources")
     @classmethod
