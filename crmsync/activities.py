@@ -54,8 +54,9 @@ def _echo_filter(
     cur: psycopg.Cursor[Any], tenant_id: int, integration_id: int, acts: list[InboundActivity]
 ) -> tuple[list[InboundActivity], list[InboundActivity]]:
     """(kept, echoes): activities that are not, and are, crmsync's own pushes read back."""
-    keys = sorted({k for a in acts for text in (a.body, a.subject) for k in _keys(text)})
-    ids = sorted({a.external_id for a in acts})
+    if not acts:
+        return [], []
+    keys_of = [{k for text in (a.body, a.subject) for k in _keys(text)} for a in acts]
     cur.execute(
         """
         SELECT idempotency_key, NULL FROM push_ledger
@@ -64,7 +65,13 @@ def _echo_filter(
         SELECT NULL, crm_record_id FROM push_ledger
         WHERE tenant_id = %s AND integration_id = %s AND crm_record_id = ANY(%s)
         """,
-        (tenant_id, keys, tenant_id, integration_id, ids),
+        (
+            tenant_id,
+            sorted(set().union(*keys_of)),
+            tenant_id,
+            integration_id,
+            sorted({a.external_id for a in acts}),
+        ),
     )
     own_keys: set[str] = set()
     own_ids: set[str] = set()
@@ -75,11 +82,8 @@ def _echo_filter(
             own_ids.add(record_id)
     kept: list[InboundActivity] = []
     echoes: list[InboundActivity] = []
-    for a in acts:
-        ours = a.external_id in own_ids or any(
-            k in own_keys for text in (a.body, a.subject) for k in _keys(text)
-        )
-        (echoes if ours else kept).append(a)
+    for a, keys in zip(acts, keys_of, strict=True):
+        (echoes if a.external_id in own_ids or keys & own_keys else kept).append(a)
     return kept, echoes
 
 

@@ -347,6 +347,14 @@ class PushLedger(SQLModel, table=True):
         ),
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_push_key"),
         Index("ix_push_ledger_due", "tenant_id", "status", "next_attempt_at"),
+        # Inbound activities look their CRM ids up here (no echo, crmsync.activities).
+        Index(
+            "ix_push_ledger_crm_record",
+            "tenant_id",
+            "integration_id",
+            "crm_record_id",
+            postgresql_where=text("crm_record_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = _pk()

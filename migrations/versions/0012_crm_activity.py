@@ -3,7 +3,9 @@
 Issue 15 (seed 004 "bidirectionally"): one row per CRM activity, unique per integration, kind
 and CRM id; linked to the hub contact (and opportunity) when the record it hangs under is in the
 hub, waiting unlinked until then (partial indexes ``ix_crm_activity_waiting_*`` hold only the
-waiting rows, by the record they wait for); ``deleted_at`` for deletions the CRM reports.
+waiting rows, by the record they wait for); ``deleted_at`` for deletions the CRM reports. The
+push ledger gets an index on the CRM ids it recorded, which every page of activities looks up
+(no echo).
 
 Revision ID: 0012
 Revises: 0011
@@ -77,8 +79,16 @@ def upgrade() -> None:
             postgresql_where=sa.text("contact_id IS NULL"),
         )
 
+    op.create_index(
+        "ix_push_ledger_crm_record",
+        "push_ledger",
+        ["tenant_id", "integration_id", "crm_record_id"],
+        postgresql_where=sa.text("crm_record_id IS NOT NULL"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_push_ledger_crm_record", table_name="push_ledger")
     op.drop_index("ix_crm_activity_waiting_contact", table_name="crm_activity")
     op.drop_index("ix_crm_activity_waiting_opportunity", table_name="crm_activity")
     op.drop_index("ix_crm_activity_contact", table_name="crm_activity")
